@@ -1,0 +1,128 @@
+"""In-process backends: the single-node default, and real implementations for tests.
+
+Several MemoryBroker instances sharing one MemoryHub behave like nodes sharing one Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import defaultdict
+from collections.abc import AsyncIterator, Callable
+
+from .base import BrokerEvent, BrokerMessage
+
+
+class MemoryHub:
+    """The shared medium: channel -> the brokers subscribed to it."""
+
+    def __init__(self) -> None:
+        self.subscribers: defaultdict[str, set[MemoryBroker]] = defaultdict(set)
+
+
+class MemoryBroker:
+    """A Broker whose nodes live in one process."""
+
+    def __init__(self, hub: MemoryHub | None = None) -> None:
+        self._hub = hub or MemoryHub()
+        self._queue: asyncio.Queue[BrokerEvent | None] = asyncio.Queue()
+        self._channels: set[str] = set()
+        self._closed = False
+
+    @property
+    def ready(self) -> bool:
+        return not self._closed
+
+    async def publish(self, channel: str, data: bytes) -> None:
+        message = BrokerMessage(channel, data)
+        for broker in self._hub.subscribers.get(channel, ()):
+            broker._queue.put_nowait(message)
+
+    async def subscribe(self, channel: str) -> None:
+        self._channels.add(channel)
+        self._hub.subscribers[channel].add(self)
+
+    async def unsubscribe(self, channel: str) -> None:
+        self._channels.discard(channel)
+        subscribers = self._hub.subscribers.get(channel)
+        if subscribers is not None:
+            subscribers.discard(self)
+            if not subscribers:
+                del self._hub.subscribers[channel]
+
+    async def events(self) -> AsyncIterator[BrokerEvent]:
+        while (event := await self._queue.get()) is not None:
+            yield event
+
+    async def ping(self) -> None:
+        return None
+
+    async def aclose(self) -> None:
+        for channel in list(self._channels):
+            await self.unsubscribe(channel)
+        self._closed = True
+        self._queue.put_nowait(None)
+
+
+class MemoryPresenceStore:
+    """A PresenceStore in a dict, with expiry read from an injectable clock."""
+
+    def __init__(self, ttl: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl = ttl
+        self._clock = clock
+        # group -> client -> conn -> expires at
+        self._groups: defaultdict[str, dict[str, dict[str, float]]] = defaultdict(dict)
+
+    def _live_conns(self, group_id: str, client_id: str) -> dict[str, float]:
+        now = self._clock()
+        conns = self._groups[group_id].get(client_id, {})
+        return {conn: at for conn, at in conns.items() if at > now}
+
+    async def add(self, group_id: str, client_id: str, conn_id: str) -> bool:
+        conns = self._live_conns(group_id, client_id)
+        came_online = not conns
+        conns[conn_id] = self._clock() + self.ttl
+        self._groups[group_id][client_id] = conns
+        return came_online
+
+    async def remove(self, group_id: str, client_id: str, conn_id: str) -> bool:
+        clients = self._groups.get(group_id)
+        if clients is None or client_id not in clients:
+            return False
+        conns = self._live_conns(group_id, client_id)
+        if conn_id not in conns:
+            # Already expired (and announced by expire()) or never added.
+            if not conns:
+                self._forget(group_id, client_id)
+            return False
+        del conns[conn_id]
+        if conns:
+            clients[client_id] = conns
+            return False
+        self._forget(group_id, client_id)
+        return True
+
+    async def touch(self, entries: list[tuple[str, str, str]]) -> None:
+        expires_at = self._clock() + self.ttl
+        for group_id, client_id, conn_id in entries:
+            self._groups[group_id].setdefault(client_id, {})[conn_id] = expires_at
+
+    async def members(self, group_id: str) -> list[str]:
+        clients = self._groups.get(group_id, {})
+        return sorted(c for c in clients if self._live_conns(group_id, c))
+
+    async def expire(self, group_id: str) -> list[str]:
+        clients = self._groups.get(group_id, {})
+        gone = [c for c in clients if not self._live_conns(group_id, c)]
+        for client_id in gone:
+            self._forget(group_id, client_id)
+        return sorted(gone)
+
+    def _forget(self, group_id: str, client_id: str) -> None:
+        clients = self._groups[group_id]
+        clients.pop(client_id, None)
+        if not clients:
+            del self._groups[group_id]
+
+    async def aclose(self) -> None:
+        return None

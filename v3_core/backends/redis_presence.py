@@ -1,0 +1,86 @@
+"""RedisPresenceStore: per-member expiry with sorted sets scored by expiry time.
+
+A plain set cannot expire one member, so a crashed node's clients would stay listed. Each
+group has a sorted set of clients, each client a sorted set of its connections, both scored
+by when they expire (Redis' clock, so nodes' clocks never disagree). Scripts in lua/.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+
+import redis.asyncio as aioredis
+import redis.exceptions
+
+from ..errors import BackendUnavailable
+from .redis_broker import redis_client
+
+_ERRORS = (redis.exceptions.RedisError, OSError, TimeoutError)
+
+
+def _script(name: str) -> str:
+    return resources.files(__package__).joinpath("lua", f"presence_{name}.lua").read_text()
+
+
+class RedisPresenceStore:
+    """A PresenceStore in Redis; keys share the group's hash tag, ready for Redis Cluster."""
+
+    def __init__(self, url: str, *, ttl: float, prefix: str, timeout: float = 2.0) -> None:
+        self.ttl = ttl
+        self._ttl_ms = max(1, round(ttl * 1000))
+        self._prefix = prefix
+        self._redis: aioredis.Redis = redis_client(url, timeout=timeout)
+        self._add = self._redis.register_script(_script("add"))
+        self._remove = self._redis.register_script(_script("remove"))
+        self._members = self._redis.register_script(_script("members"))
+        self._expire = self._redis.register_script(_script("expire"))
+
+    def _group_key(self, group_id: str) -> str:
+        return f"{self._prefix}p:{{{group_id}}}"
+
+    def _client_prefix(self, group_id: str) -> str:
+        return f"{self._prefix}p:{{{group_id}}}:c:"
+
+    async def add(self, group_id: str, client_id: str, conn_id: str) -> bool:
+        keys = [self._group_key(group_id), self._client_prefix(group_id) + client_id]
+        try:
+            return bool(await self._add(keys, [client_id, conn_id, self._ttl_ms]))
+        except _ERRORS as exc:
+            raise BackendUnavailable(f"presence add failed: {exc}") from exc
+
+    async def remove(self, group_id: str, client_id: str, conn_id: str) -> bool:
+        keys = [self._group_key(group_id), self._client_prefix(group_id) + client_id]
+        try:
+            return bool(await self._remove(keys, [client_id, conn_id]))
+        except _ERRORS as exc:
+            raise BackendUnavailable(f"presence remove failed: {exc}") from exc
+
+    async def touch(self, entries: list[tuple[str, str, str]]) -> None:
+        if not entries:
+            return
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for group_id, client_id, conn_id in entries:
+                    keys = [self._group_key(group_id), self._client_prefix(group_id) + client_id]
+                    await self._add(keys, [client_id, conn_id, self._ttl_ms], client=pipe)
+                await pipe.execute()
+        except _ERRORS as exc:
+            raise BackendUnavailable(f"presence refresh failed: {exc}") from exc
+
+    async def members(self, group_id: str) -> list[str]:
+        try:
+            found = await self._members([self._group_key(group_id)])
+        except _ERRORS as exc:
+            raise BackendUnavailable(f"presence lookup failed: {exc}") from exc
+        return sorted(member.decode() for member in found)
+
+    async def expire(self, group_id: str) -> list[str]:
+        keys = [self._group_key(group_id)]
+        try:
+            gone = await self._expire(keys, [self._client_prefix(group_id)])
+        except _ERRORS as exc:
+            raise BackendUnavailable(f"presence sweep failed: {exc}") from exc
+        return sorted(member.decode() for member in gone)
+
+    async def aclose(self) -> None:
+        await self._redis.aclose()

@@ -1,0 +1,190 @@
+"""One client connection: its identity, its dialect and its bounded outgoing queue.
+
+Fan-out only ever calls `enqueue`, which never awaits: a slow socket delays nobody else.
+A writer task per connection drains the queue in batches; a connection whose queue passes
+its bound is closed as a slow consumer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from .errors import CloseCode, MessageRejected
+from .ids import ConnId
+from .messages import MessageV3, error_reply, parse_client_message
+from .routing import Envelope
+
+log = logging.getLogger("aether.connection")
+
+
+class Sender(Protocol):
+    """The socket side of a connection, injected by the web layer."""
+
+    async def send_text(self, text: str) -> None: ...
+    async def close(self, code: int, reason: str) -> None: ...
+    def abort(self, code: int, reason: str) -> None:
+        """Close at once, without waiting for the peer to read (its buffer may be full)."""
+        ...
+
+
+class Dialect(Protocol):
+    """How one family of clients speaks: V3 natively, or a legacy dialect translated."""
+
+    name: str
+
+    async def parse(self, text: str, conn: Connection) -> MessageV3:
+        """A stamped, valid MessageV3 from the client's frame, or MessageRejected."""
+        ...
+
+    def render(self, envelope: Envelope) -> str:
+        """The text this dialect's clients receive for a message; called once per node."""
+        ...
+
+    def render_error(self, rejected: MessageRejected) -> str: ...
+
+
+class V3Dialect:
+    """WS_Message_V3 as is: the text from the broker goes to the socket untouched."""
+
+    name = "v3"
+
+    def __init__(self, *, allow_broadcast: bool = True) -> None:
+        self.allow_broadcast = allow_broadcast
+
+    async def parse(self, text: str, conn: Connection) -> MessageV3:
+        return parse_client_message(
+            text,
+            group_id=conn.group_id,
+            client_id=conn.client_id,
+            allow_broadcast=self.allow_broadcast,
+        )
+
+    def render(self, envelope: Envelope) -> str:
+        return envelope.text
+
+    def render_error(self, rejected: MessageRejected) -> str:
+        return error_reply(rejected.code, rejected.detail)
+
+
+@dataclass(frozen=True, slots=True)
+class QueueLimits:
+    """How much a connection may have waiting before it counts as a slow consumer."""
+
+    max_bytes: int = 1 << 20
+    max_messages: int = 4096
+    send_timeout: float = 1.0
+
+
+class Connection:
+    """A client connection as the manager sees it. Created by ConnectionManager.connect()."""
+
+    def __init__(
+        self,
+        *,
+        conn_id: ConnId,
+        group_id: str,
+        client_id: str,
+        sender: Sender,
+        dialect: Dialect,
+        limits: QueueLimits,
+        group_legacy: str = "",
+        client_legacy: str = "",
+        on_slow: Callable[[Connection], None] | None = None,
+    ) -> None:
+        self.conn_id = conn_id
+        self.group_id = group_id
+        self.client_id = client_id
+        self.sender = sender
+        self.dialect = dialect
+        self.group_legacy = group_legacy
+        self.client_legacy = client_legacy
+        self.messages_in = 0
+        self._limits = limits
+        self._queue: deque[str] = deque()
+        self._queued_bytes = 0
+        self._wakeup: asyncio.Future[None] | None = None
+        self._writer: asyncio.Task[None] | None = None
+        self._closing = False
+        self._send_started: float | None = None
+        self._on_slow = on_slow
+
+    def __repr__(self) -> str:
+        return f"<Connection {self.conn_id} {self.dialect.name} {self.group_id}/{self.client_id}>"
+
+    @property
+    def closing(self) -> bool:
+        return self._closing
+
+    def start_writer(self) -> None:
+        """Start sending; call once the handshake is complete. What was queued goes first."""
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._write_forever(), name=f"writer-{self.conn_id}")
+
+    def enqueue(self, text: str) -> None:
+        """Queue ``text`` for this client. Never awaits; closes a client that cannot keep up."""
+        if self._closing:
+            return
+        self._queue.append(text)
+        self._queued_bytes += len(text)
+        if self._queued_bytes > self._limits.max_bytes or len(self._queue) > self._limits.max_messages:
+            self.close_slow("outgoing queue full")
+            return
+        wakeup = self._wakeup
+        if wakeup is not None and not wakeup.done():
+            wakeup.set_result(None)
+
+    def reply_error(self, rejected: MessageRejected) -> None:
+        self.enqueue(self.dialect.render_error(rejected))
+
+    def send_stuck_since(self) -> float | None:
+        """Loop time at which the send in progress started, or None when idle."""
+        return self._send_started
+
+    async def _write_forever(self) -> None:
+        loop = asyncio.get_running_loop()
+        queue, send = self._queue, self.sender.send_text
+        try:
+            while not self._closing:
+                if not queue:
+                    self._wakeup = loop.create_future()
+                    await self._wakeup
+                    self._wakeup = None
+                    continue
+                while queue:
+                    text = queue.popleft()
+                    self._queued_bytes -= len(text)
+                    self._send_started = loop.time()
+                    await send(text)
+                    self._send_started = None
+        except Exception as exc:  # the socket went away: the receive loop will see it too
+            log.debug("writer for %r stopped: %r", self, exc)
+
+    def close_slow(self, why: str) -> None:
+        """Drop a client that does not read fast enough (close code 4008)."""
+        if self._closing:
+            return
+        log.warning("closing slow consumer %r: %s", self, why)
+        self._closing = True
+        self._queue.clear()
+        self._queued_bytes = 0
+        if self._on_slow is not None:
+            self._on_slow(self)
+        if self._writer is not None:
+            self._writer.cancel()
+        # The socket buffer may be full, so a polite close could wait forever.
+        self.sender.abort(CloseCode.SLOW_CONSUMER, "slow consumer")
+
+    async def aclose(self) -> None:
+        """Stop the writer; the web layer closes the socket itself."""
+        self._closing = True
+        if self._writer is not None:
+            self._writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._writer
+

@@ -1,0 +1,357 @@
+"""ConnectionManager (WS_Manager_V3): local connections, broker, presence; encodes once.
+
+Every message a node delivers is encoded once and the same string is queued for every local
+recipient of its dialect. Subscriptions follow the registry: a channel is subscribed when its
+first local member arrives (before that member's handshake completes) and dropped with the last.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+from types import TracebackType
+
+from .backends.base import Backends, Discontinuity
+from .connection import Connection, Dialect, QueueLimits, Sender, V3Dialect
+from .errors import BackendUnavailable, CloseCode, ConnectionRejected, MessageRejected
+from .ids import new_conn_id
+from .messages import MessageV3, encode
+from .presence import (
+    heartbeat_reply,
+    members_reply,
+    presence_event,
+    refresh_interval,
+    resync_notice,
+)
+from .registry import LocalRegistry
+from .routing import ECHO, Channels, Envelope
+
+log = logging.getLogger("aether.manager")
+
+
+@dataclass(slots=True)
+class ManagerStats:
+    """Plain counters, read by /metrics at scrape time (no per-message metric calls)."""
+
+    connections_opened: int = 0
+    connections_rejected: int = 0
+    messages_received: int = 0
+    messages_rejected: int = 0
+    messages_published: int = 0
+    publish_failures: int = 0
+    broker_messages: int = 0
+    deliveries: int = 0
+    discontinuities: int = 0
+    slow_consumers: int = 0
+    presence_expired: int = 0
+
+
+class ConnectionManager:
+    """Use as ``async with ConnectionManager(...) as manager`` for its background tasks."""
+
+    def __init__(
+        self,
+        backends: Backends,
+        *,
+        node_id: str,
+        channels: Channels,
+        presence_ttl: float,
+        limits: QueueLimits | None = None,
+        allow_client_broadcast: bool = True,
+    ) -> None:
+        self.node_id = node_id
+        self.channels = channels
+        self.presence_ttl = presence_ttl
+        self.stats = ManagerStats()
+        self.v3 = V3Dialect(allow_broadcast=allow_client_broadcast)
+        self._broker = backends.broker
+        self._presence = backends.presence
+        self._limits = limits or QueueLimits()
+        self._registry: LocalRegistry[Connection] = LocalRegistry()
+        self._subscribing: dict[str, asyncio.Future[None]] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # -- lifetime ------------------------------------------------------------------------
+
+    async def __aenter__(self) -> ConnectionManager:
+        self._tasks = [
+            asyncio.create_task(self._fan_out(), name="fan-out"),
+            asyncio.create_task(self._keep_presence(), name="presence"),
+            asyncio.create_task(self._watch_writers(), name="writer-watchdog"),
+        ]
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        # Connections still open at shutdown leave presence now, not after the TTL.
+        for conn in self._registry.connections:
+            await conn.aclose()
+            await self._leave(conn)
+
+    @property
+    def ready(self) -> bool:
+        return self._broker.ready
+
+    async def ping(self) -> None:
+        await self._broker.ping()
+
+    def __len__(self) -> int:
+        return len(self._registry)
+
+    # -- connections ---------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def connect(
+        self,
+        group_id: str,
+        client_id: str,
+        sender: Sender,
+        *,
+        dialect: Dialect | None = None,
+        group_legacy: str = "",
+        client_legacy: str = "",
+    ) -> AsyncIterator[Connection]:
+        """Register a connection; its subscriptions are live when this yields.
+
+        The caller completes the WebSocket handshake inside the block, then calls
+        ``conn.start_writer()``. Raises ConnectionRejected (1013) when the broker is down.
+        """
+        conn = Connection(
+            conn_id=new_conn_id(),
+            group_id=group_id,
+            client_id=client_id,
+            sender=sender,
+            dialect=dialect or self.v3,
+            limits=self._limits,
+            group_legacy=group_legacy,
+            client_legacy=client_legacy,
+            on_slow=self._count_slow,
+        )
+        channels = self.channels
+        first = self._registry.add(
+            conn, (channels.group(group_id), channels.client(client_id), channels.broadcast)
+        )
+        try:
+            await self._subscribe(first, self._registry_channels(conn))
+            came_online = await self._presence.add(group_id, client_id, conn.conn_id)
+        except BackendUnavailable as exc:
+            self.stats.connections_rejected += 1
+            await self._unregister(conn)
+            raise ConnectionRejected(
+                CloseCode.TRY_AGAIN_LATER, "message broker unavailable; retry with backoff"
+            ) from exc
+        self.stats.connections_opened += 1
+        try:
+            if came_online:
+                await self._announce(group_id, client_id, "join")
+            yield conn
+        finally:
+            await conn.aclose()
+            await self._leave(conn)
+
+    def _registry_channels(self, conn: Connection) -> tuple[str, ...]:
+        return (
+            self.channels.group(conn.group_id),
+            self.channels.client(conn.client_id),
+            self.channels.broadcast,
+        )
+
+    async def _subscribe(self, first: list[str], channels: Iterable[str]) -> None:
+        # A channel another connection is still subscribing to is not live yet: wait for it.
+        loop = asyncio.get_running_loop()
+        for channel in channels:
+            if channel in first:
+                done = self._subscribing[channel] = loop.create_future()
+                done.add_done_callback(_retrieve)
+                try:
+                    await self._broker.subscribe(channel)
+                except BaseException as exc:
+                    done.set_exception(BackendUnavailable(str(exc)))
+                    raise
+                else:
+                    done.set_result(None)
+                finally:
+                    if self._subscribing.get(channel) is done:
+                        del self._subscribing[channel]
+            elif (pending := self._subscribing.get(channel)) is not None:
+                await asyncio.shield(pending)
+
+    async def _unregister(self, conn: Connection) -> None:
+        for channel in self._registry.remove(conn):
+            await self._broker.unsubscribe(channel)
+
+    async def _leave(self, conn: Connection) -> None:
+        await self._unregister(conn)
+        try:
+            went_offline = await self._presence.remove(conn.group_id, conn.client_id, conn.conn_id)
+        except BackendUnavailable as exc:
+            # The entry expires after the TTL and a sweep announces the leave then.
+            log.warning("presence remove failed for %r: %s", conn, exc)
+            return
+        if went_offline:
+            await self._announce(conn.group_id, conn.client_id, "leave")
+
+    async def _announce(self, group_id: str, client_id: str, event: str) -> None:
+        text = presence_event(group_id, client_id, "join" if event == "join" else "leave")
+        envelope = Envelope(origin=self.node_id, text=text)
+        try:
+            await self._broker.publish(self.channels.group(group_id), envelope.pack())
+        except BackendUnavailable as exc:
+            log.warning("could not announce %s of %s in %s: %s", event, client_id, group_id, exc)
+
+    def _count_slow(self, conn: Connection) -> None:
+        self.stats.slow_consumers += 1
+
+    # -- inbound -------------------------------------------------------------------------
+
+    async def receive(self, conn: Connection, text: str) -> None:
+        """Handle one frame from a client: reply, publish, or answer with one error."""
+        self.stats.messages_received += 1
+        conn.messages_in += 1
+        try:
+            message = await conn.dialect.parse(text, conn)
+            await self._handle(conn, message)
+        except MessageRejected as rejected:
+            self.stats.messages_rejected += 1
+            conn.reply_error(rejected)
+
+    async def _handle(self, conn: Connection, message: MessageV3) -> None:
+        if message.target != "echo":
+            await self.publish(message, origin=conn)
+        elif message.msg_type == "heartbeat":
+            await self._heartbeat(conn)
+        elif message.msg_type == "presence":
+            clients = await self._members_or_reject(conn.group_id)
+            self._reply(conn, members_reply(conn.group_id, conn.client_id, clients))
+        else:
+            self._reply(conn, encode(message))
+
+    def _reply(self, conn: Connection, text: str) -> None:
+        conn.enqueue(conn.dialect.render(Envelope(origin=self.node_id, text=text)))
+
+    async def _heartbeat(self, conn: Connection) -> None:
+        try:
+            await self._presence.touch([(conn.group_id, conn.client_id, conn.conn_id)])
+        except BackendUnavailable as exc:
+            raise MessageRejected("publish-failed", "presence store unavailable; retry") from exc
+        self._reply(conn, heartbeat_reply(conn.group_id, conn.client_id))
+
+    async def _members_or_reject(self, group_id: str) -> list[str]:
+        try:
+            return await self._presence.members(group_id)
+        except BackendUnavailable as exc:
+            raise MessageRejected("publish-failed", "presence store unavailable; retry") from exc
+
+    async def publish(self, message: MessageV3, *, origin: Connection | None = None) -> None:
+        """Route a validated, stamped message to its channel (the HTTP API calls this too).
+
+        Raises MessageRejected("publish-failed") when the broker cannot take it.
+        """
+        channel = self.channels.route(message)
+        if channel is ECHO:
+            raise MessageRejected("invalid-target", "target 'echo' needs a connection")
+        envelope = Envelope(
+            origin=self.node_id,
+            text=encode(message),
+            skip_conn=origin.conn_id if origin is not None and message.target == "direct" else "",
+            from_legacy=origin.client_legacy if origin is not None else "",
+            group_legacy=origin.group_legacy if origin is not None else "",
+        )
+        try:
+            await self._broker.publish(channel, envelope.pack())
+        except BackendUnavailable as exc:
+            self.stats.publish_failures += 1
+            raise MessageRejected(
+                "publish-failed", "the message could not be sent (broker unavailable); retry"
+            ) from exc
+        self.stats.messages_published += 1
+
+    async def members(self, group_id: str) -> list[str]:
+        """Clients online in ``group_id`` on any node. Raises BackendUnavailable."""
+        return await self._presence.members(group_id)
+
+    # -- background ----------------------------------------------------------------------
+
+    async def _fan_out(self) -> None:
+        async for event in self._broker.events():
+            if isinstance(event, Discontinuity):
+                self._announce_resync(event.reason)
+                continue
+            self.stats.broker_messages += 1
+            members = self._registry.members(event.channel)
+            if not members:
+                continue
+            try:
+                envelope = Envelope.unpack(event.data)
+            except (ValueError, UnicodeDecodeError):
+                log.warning("dropping a malformed envelope on %s", event.channel)
+                continue
+            self._deliver(envelope, members)
+
+    def _deliver(self, envelope: Envelope, members: Iterable[Connection]) -> None:
+        v3, text, skip = self.v3, envelope.text, envelope.skip_conn
+        rendered: dict[str, str] = {}
+        count = 0
+        for conn in members:
+            if skip and conn.conn_id == skip:
+                continue
+            dialect = conn.dialect
+            if dialect is v3:
+                conn.enqueue(text)
+            else:
+                out = rendered.get(dialect.name)
+                if out is None:
+                    out = rendered[dialect.name] = dialect.render(envelope)
+                conn.enqueue(out)
+            count += 1
+        self.stats.deliveries += count
+
+    def _announce_resync(self, reason: str) -> None:
+        self.stats.discontinuities += 1
+        envelope = Envelope(origin=self.node_id, text=resync_notice(reason))
+        self._deliver(envelope, self._registry.connections)
+
+    async def _keep_presence(self) -> None:
+        interval = refresh_interval(self.presence_ttl)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self._refresh_and_sweep()
+            except BackendUnavailable as exc:
+                log.warning("presence refresh failed: %s", exc)
+
+    async def _refresh_and_sweep(self) -> None:
+        conns = [c for c in self._registry.connections if not c.closing]
+        await self._presence.touch([(c.group_id, c.client_id, c.conn_id) for c in conns])
+        for group_id in {c.group_id for c in conns}:
+            for client_id in await self._presence.expire(group_id):
+                self.stats.presence_expired += 1
+                await self._announce(group_id, client_id, "leave")
+
+    async def _watch_writers(self) -> None:
+        loop = asyncio.get_running_loop()
+        timeout = self._limits.send_timeout
+        while True:
+            await asyncio.sleep(min(timeout / 2, 0.5))
+            deadline = loop.time() - timeout
+            for conn in self._registry.connections:
+                started = conn.send_stuck_since()
+                if started is not None and started < deadline:
+                    conn.close_slow(f"a send took over {timeout}s")
+
+
+def _retrieve(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()
