@@ -97,10 +97,28 @@ def error_reply(code: ErrorCode, detail: str, **extra: Any) -> str:
 def parse_client_message(
     text: str | bytes, *, group_id: str, client_id: str, allow_broadcast: bool = True
 ) -> MessageV3:
-    """Validate a client's frame and stamp it with the connection's identity and the time.
+    """Validate a client's frame and stamp it with the connection's identity and the time."""
+    message = validate(text)
+    return stamp(message, group_id=group_id, client_id=client_id, allow_broadcast=allow_broadcast)
 
-    This is the only place a pydantic ValidationError becomes a MessageRejected.
-    """
+
+def parse_server_message(text: str | bytes) -> MessageV3:
+    """Validate a message the platform publishes over HTTP: no connection, so no echo."""
+    message = validate(text)
+    if message.msg_type not in ("msg", "cmd"):
+        raise MessageRejected(
+            "invalid-field", f"msg_type {message.msg_type!r} concerns a connection; use msg or cmd"
+        )
+    if message.target == "echo":
+        raise MessageRejected("invalid-target", "target 'echo' needs a connection")
+    if message.target == "group" and message.group_id is None:
+        raise MessageRejected("missing-field", "group_id: required for target 'group'")
+    message.sent_at = utc_now()
+    return message
+
+
+def validate(text: str | bytes) -> MessageV3:
+    """The one place a pydantic ValidationError becomes a MessageRejected."""
     if _may_hold_non_finite(text):
         # pydantic's JSON parser accepts NaN and Infinity, which are not JSON: let orjson judge.
         try:
@@ -108,10 +126,9 @@ def parse_client_message(
         except orjson.JSONDecodeError as exc:
             raise MessageRejected("invalid-json", f"Invalid JSON: {exc}") from None
     try:
-        message = MessageV3.model_validate_json(text)
+        return MessageV3.model_validate_json(text)
     except ValidationError as exc:
         raise _rejection(exc) from None
-    return stamp(message, group_id=group_id, client_id=client_id, allow_broadcast=allow_broadcast)
 
 
 def _may_hold_non_finite(text: str | bytes) -> bool:

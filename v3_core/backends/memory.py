@@ -54,6 +54,9 @@ class MemoryBroker:
         while (event := await self._queue.get()) is not None:
             yield event
 
+    async def wait_ready(self, timeout: float) -> None:
+        return None
+
     async def ping(self) -> None:
         return None
 

@@ -1,0 +1,89 @@
+"""``aether-bridge serve``: flags (or AETHER_* variables) -> Settings -> uvicorn."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+import uvicorn
+from pydantic import ValidationError
+
+from .app import create_app
+from .settings import Settings
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="aether-bridge", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run a gateway node")
+    serve.add_argument("--host", help="interface to bind (AETHER_HOST, default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="TCP port (AETHER_PORT, default 8000)")
+    serve.add_argument(
+        "--redis-url",
+        help="redis:// or rediss:// URL shared by every node (AETHER_REDIS_URL); "
+        "without it the node runs on an embedded in-process broker",
+    )
+    serve.add_argument("--workers", type=int, help="worker processes (AETHER_WORKERS; needs Redis)")
+    serve.add_argument("--log-level", help="debug, info, warning... (AETHER_LOG_LEVEL)")
+    return parser
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    """Flags given on the command line win over AETHER_* variables, which win over defaults."""
+    flags = {"host", "port", "redis_url", "workers", "log_level"}
+    overrides = {name: getattr(args, name) for name in flags if getattr(args, name) is not None}
+    return Settings(**overrides)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = settings_from_args(args)
+    except ValidationError as exc:
+        for error in exc.errors(include_url=False):
+            print(f"aether-bridge: {error['msg'].removeprefix('Value error, ')}", file=sys.stderr)
+        return 2
+    serve(settings)
+    return 0
+
+
+def serve(settings: Settings) -> None:
+    level = settings.log_level.upper()
+    logging.basicConfig(level=level, format="%(levelname)s:     %(name)s %(message)s")
+    options = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": settings.log_level.lower(),
+        "ws": "websockets-sansio",
+        "ws_max_size": settings.max_message_bytes,
+        "ws_per_message_deflate": False,
+        "ws_ping_interval": settings.ping_interval or None,
+        "ws_ping_timeout": settings.ping_timeout,
+        "timeout_graceful_shutdown": settings.graceful_timeout,
+        "lifespan": "on",
+    }
+    if settings.workers == 1:
+        uvicorn.run(create_app(settings), **options)  # type: ignore[arg-type]
+        return
+    # Workers import the app themselves; hand them the settings through the environment.
+    for name, value in settings.model_dump(exclude={"node_id"}).items():
+        if value is not None:
+            os.environ[f"AETHER_{name.upper()}"] = (
+                value if isinstance(value, str) else _env_value(value)
+            )
+    uvicorn.run(
+        "bridge.app:app_from_env", factory=True, workers=settings.workers, **options  # type: ignore[arg-type]
+    )
+
+
+def _env_value(value: object) -> str:
+    import json
+
+    return json.dumps(value) if isinstance(value, list | dict | bool) else str(value)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

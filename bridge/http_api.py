@@ -1,0 +1,77 @@
+"""The HTTP side: health, readiness, metrics, presence, and server-side publish."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from v3_core import BackendUnavailable, ConnectionManager, MessageRejected, MessageV3, is_vision_id
+from v3_core.messages import parse_server_message
+
+from .metrics import render
+
+router = APIRouter()
+
+
+def _manager(request: Request) -> ConnectionManager:
+    manager: ConnectionManager = request.app.state.manager
+    return manager
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+async def readyz(request: Request) -> JSONResponse:
+    try:
+        await _manager(request).ping()
+    except BackendUnavailable as exc:
+        return JSONResponse({"status": "unavailable", "detail": str(exc)}, status_code=503)
+    return JSONResponse({"status": "ready"})
+
+
+@router.get("/metrics")
+async def metrics(request: Request) -> Response:
+    return Response(render(request.app.state.metrics), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.get("/v3/groups/{group_id}/presence")
+async def presence(group_id: str, request: Request) -> JSONResponse:
+    if not is_vision_id(group_id):
+        return _problem(400, "invalid-id", f"{group_id[:40]!r} is not a Vision ID")
+    try:
+        clients = await _manager(request).members(group_id)
+    except BackendUnavailable as exc:
+        return _problem(503, "backend-unavailable", str(exc))
+    return JSONResponse({"group_id": group_id, "clients": clients})
+
+
+@router.post(
+    "/v3/messages",
+    status_code=202,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": MessageV3.model_json_schema()}},
+        }
+    },
+)
+async def post_message(request: Request) -> JSONResponse:
+    """Publish as the platform: same model and routing as a socket message."""
+    try:
+        message = parse_server_message(await request.body())
+        await _manager(request).publish(message)
+    except MessageRejected as rejected:
+        status = 503 if rejected.code == "publish-failed" else 422
+        return _problem(status, rejected.code, rejected.detail)
+    return JSONResponse({"status": "accepted"}, status_code=202)
+
+
+def _problem(status: int, code: str, detail: str) -> JSONResponse:
+    body: dict[str, Any] = {"detail": detail, "code": code}
+    return JSONResponse(body, status_code=status)

@@ -1,0 +1,51 @@
+"""Every knob of a node, read from flags or ``AETHER_*`` environment variables."""
+
+from __future__ import annotations
+
+import secrets
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Defaults suit one process on a laptop; production sets ``redis_url``."""
+
+    model_config = SettingsConfigDict(env_prefix="AETHER_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    redis_url: str | None = None
+    workers: int = Field(1, ge=1)
+    log_level: str = "info"
+
+    max_message_bytes: int = Field(65536, ge=256)
+    presence_ttl: float = Field(30.0, gt=0)
+    client_broadcast: bool = True
+    channel_prefix: str = "aether:"
+    node_id: str = Field(default_factory=lambda: secrets.token_hex(4))
+    allowed_origins: list[str] = Field(default_factory=list)
+
+    queue_max_bytes: int = Field(1 << 20, ge=1024)
+    queue_max_messages: int = Field(4096, ge=1)
+    send_timeout: float = Field(1.0, gt=0)
+    ping_interval: float = Field(20.0, ge=0)
+    ping_timeout: float = Field(20.0, gt=0)
+    graceful_timeout: float = Field(5.0, ge=0)
+
+    redis_timeout: float = Field(2.0, gt=0)
+    probe_interval: float = Field(5.0, gt=0)
+
+    id_lookup_url: str | None = None
+    id_lookup_timeout: float = Field(2.0, gt=0)
+
+    @model_validator(mode="after")
+    def _workers_need_redis(self) -> Settings:
+        if self.workers > 1 and not self.redis_url:
+            raise ValueError(
+                "--workers > 1 needs --redis-url: each worker would otherwise have its own "
+                "embedded broker and clients on different workers could not reach each other"
+            )
+        if not self.redis_url:
+            self.redis_url = None
+        return self
