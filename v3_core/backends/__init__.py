@@ -41,8 +41,9 @@ async def open_backends(
     broker: Broker
     presence: PresenceStore
     if redis_url is None:
+        hub = hub or MemoryHub()
         broker = MemoryBroker(hub)
-        presence = MemoryPresenceStore(ttl=presence_ttl)
+        presence = MemoryPresenceStore(ttl=presence_ttl, hub=hub)
         description = "embedded in-process broker and presence (single process)"
     elif redis_url.startswith(("redis://", "rediss://", "unix://")):
         broker = RedisBroker(

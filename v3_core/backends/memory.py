@@ -14,10 +14,12 @@ from .base import BrokerEvent, BrokerMessage
 
 
 class MemoryHub:
-    """The shared medium: channel -> the brokers subscribed to it."""
+    """What in-process nodes share: channel -> subscribed brokers, and the presence table."""
 
     def __init__(self) -> None:
         self.subscribers: defaultdict[str, set[MemoryBroker]] = defaultdict(set)
+        # group -> client -> conn -> expires at
+        self.presence: defaultdict[str, dict[str, dict[str, float]]] = defaultdict(dict)
 
 
 class MemoryBroker:
@@ -70,11 +72,12 @@ class MemoryBroker:
 class MemoryPresenceStore:
     """A PresenceStore in a dict, with expiry read from an injectable clock."""
 
-    def __init__(self, ttl: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, ttl: float, clock: Callable[[], float] = time.monotonic, hub: MemoryHub | None = None
+    ) -> None:
         self.ttl = ttl
         self._clock = clock
-        # group -> client -> conn -> expires at
-        self._groups: defaultdict[str, dict[str, dict[str, float]]] = defaultdict(dict)
+        self._groups = (hub or MemoryHub()).presence
 
     def _live_conns(self, group_id: str, client_id: str) -> dict[str, float]:
         now = self._clock()

@@ -1,0 +1,226 @@
+"""Shared fixtures: a throwaway Redis, per-test prefixes, in-process servers and node processes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis
+import uvicorn
+
+from bridge.app import create_app
+from bridge.settings import Settings
+from v3_core.backends import MemoryHub
+
+from .helpers import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """$REDIS_URL when set (never flushed), else a redis-server this session starts and stops."""
+    if url := os.environ.get("REDIS_URL"):
+        yield url
+        return
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.exit("redis-server not found: apt-get install redis-server, or set REDIS_URL", 2)
+    with redis_process(binary) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def redis_process(binary: str = "redis-server", port: int | None = None) -> Iterator[str]:
+    """A disposable redis-server on 127.0.0.1 (port 0 would mean "no TCP", so pick one)."""
+    port = port or free_port()
+    proc = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"redis://127.0.0.1:{port}"
+    try:
+        client = redis.Redis.from_url(url)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.exceptions.ConnectionError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise
+                time.sleep(0.02)
+        client.close()
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+@pytest.fixture
+def prefix() -> str:
+    """A key and channel prefix unique to this test, so tests never see each other."""
+    return f"t{uuid.uuid4().hex[:10]}:"
+
+
+@pytest.fixture(params=["memory", "redis"])
+def backend_url(request: pytest.FixtureRequest) -> str | None:
+    """Run a test on the embedded backends and on Redis."""
+    if request.param == "memory":
+        return None
+    url: str = request.getfixturevalue("redis_url")
+    return url
+
+
+@pytest.fixture
+def make_settings(prefix: str) -> Callable[..., Settings]:
+    def make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "channel_prefix": prefix,
+            "presence_ttl": 2.0,
+            "redis_timeout": 1.0,
+            "probe_interval": 1.0,
+        }
+        values.update(overrides)
+        return Settings(**values)
+
+    return make
+
+
+class RunningServer:
+    """An app served by a real uvicorn on a real socket, inside the test's event loop."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.http = f"http://127.0.0.1:{port}"
+        self.ws = f"ws://127.0.0.1:{port}"
+
+
+@contextlib.asynccontextmanager
+async def serve_app(settings: Settings, *, hub: MemoryHub | None = None) -> AsyncIterator[RunningServer]:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(
+        create_app(settings, hub=hub),
+        ws="websockets-sansio",
+        ws_max_size=settings.max_message_bytes,
+        ws_per_message_deflate=False,
+        ws_ping_interval=settings.ping_interval or None,
+        ws_ping_timeout=settings.ping_timeout,
+        timeout_graceful_shutdown=settings.graceful_timeout,
+        log_level="warning",
+        lifespan="on",
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        while not server.started:
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.01)
+        yield RunningServer(port)
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 15)
+        sock.close()
+
+
+@pytest.fixture
+async def server(
+    backend_url: str | None, make_settings: Callable[..., Settings]
+) -> AsyncIterator[RunningServer]:
+    """One node on the parametrized backend."""
+    async with serve_app(make_settings(redis_url=backend_url)) as running:
+        yield running
+
+
+@pytest.fixture
+async def two_nodes(
+    backend_url: str | None, make_settings: Callable[..., Settings]
+) -> AsyncIterator[tuple[RunningServer, RunningServer]]:
+    """Two nodes sharing a backend: one Redis, or one in-process memory hub."""
+    hub = MemoryHub() if backend_url is None else None
+    async with (
+        serve_app(make_settings(redis_url=backend_url, node_id="nodeA"), hub=hub) as a,
+        serve_app(make_settings(redis_url=backend_url, node_id="nodeB"), hub=hub) as b,
+    ):
+        yield a, b
+
+
+class NodeProcess:
+    """A real ``aether-bridge serve`` process."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], port: int, log: Path) -> None:
+        self.proc = proc
+        self.port = port
+        self.log = log
+        self.http = f"http://127.0.0.1:{port}"
+        self.ws = f"ws://127.0.0.1:{port}"
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+
+@pytest.fixture
+def start_node(tmp_path: Path, prefix: str) -> Iterator[Callable[..., NodeProcess]]:
+    """Start ``aether-bridge serve`` subprocesses; all are stopped when the test ends."""
+    started: list[NodeProcess] = []
+
+    def start(*args: str, env: dict[str, str] | None = None, wait: bool = True) -> NodeProcess:
+        port = free_port()
+        log = tmp_path / f"node-{port}.log"
+        full_env = {
+            **os.environ,
+            "AETHER_CHANNEL_PREFIX": prefix,
+            "AETHER_LOG_LEVEL": "info",
+            "PYTHONUNBUFFERED": "1",
+            **(env or {}),
+        }
+        command = [sys.executable, "-m", "bridge.cli", "serve", "--port", str(port), *args]
+        with log.open("wb") as out:
+            proc = subprocess.Popen(command, env=full_env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+        node = NodeProcess(proc, port, log)
+        started.append(node)
+        if wait:
+            wait_ready(node)
+        return node
+
+    yield start
+    for node in started:
+        if node.proc.poll() is None:
+            node.proc.terminate()
+    for node in started:
+        try:
+            node.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            node.proc.kill()
+            node.proc.wait(5)
+
+
+def wait_ready(node: NodeProcess, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if node.proc.poll() is not None:
+            raise AssertionError(f"node exited early:\n{node.log.read_text()}")
+        try:
+            if httpx.get(f"{node.http}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    raise AssertionError(f"node not ready in {timeout}s:\n{node.log.read_text()}")

@@ -1,0 +1,77 @@
+"""Helpers shared by the tests: polling with a deadline, WebSocket clients, free ports."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import websockets
+from websockets.asyncio.client import ClientConnection
+
+# One time unit; CI machines can scale every deadline with AETHER_TEST_MS (default 1.0).
+MS = float(os.environ.get("AETHER_TEST_MS", "1.0")) / 1000
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+async def eventually(
+    check: Callable[[], Awaitable[bool]] | Callable[[], bool], timeout: float = 5000 * MS
+) -> None:
+    """Poll ``check`` until it is true; fail with a clear message at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if isinstance(result, Awaitable):
+            result = await result
+        if result:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout:.1f}s")
+        await asyncio.sleep(20 * MS)
+
+
+async def connect(base: str, path: str, **kwargs: Any) -> ClientConnection:
+    """Open a WebSocket to ``base`` (``ws://host:port``) + ``path``."""
+    kwargs.setdefault("max_queue", None)  # unread frames must not stall the closing handshake
+    return await websockets.connect(f"{base}{path}", open_timeout=5, **kwargs)
+
+
+async def v3(base: str, group: str, client: str) -> ClientConnection:
+    return await connect(base, f"/v3/ws/group/{group}/client/{client}")
+
+
+async def recv_json(ws: ClientConnection, timeout: float = 3000 * MS) -> dict[str, Any]:
+    data = await asyncio.wait_for(ws.recv(), timeout)
+    result: dict[str, Any] = json.loads(data)
+    return result
+
+
+async def recv_msg(ws: ClientConnection, timeout: float = 3000 * MS) -> dict[str, Any]:
+    """The next frame that is not a presence event (those arrive whenever members come and go)."""
+    while True:
+        frame = await recv_json(ws, timeout)
+        if not (frame.get("msg_type") == "presence" and frame.get("target") == "group"):
+            return frame
+
+
+async def assert_silent(ws: ClientConnection, duration: float = 300 * MS) -> None:
+    """No non-presence frame arrives within ``duration``."""
+    try:
+        frame = await recv_msg(ws, duration)
+    except TimeoutError:
+        return
+    raise AssertionError(f"expected silence, got {frame}")
+
+
+async def send_json(ws: ClientConnection, frame: dict[str, Any]) -> None:
+    await ws.send(json.dumps(frame))
