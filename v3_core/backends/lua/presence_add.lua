@@ -9,8 +9,10 @@ redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
 local live = redis.call('ZCARD', KEYS[2])
 redis.call('ZADD', KEYS[2], expires, ARGV[2])
 redis.call('ZADD', KEYS[1], expires, ARGV[1])
-redis.call('PEXPIRE', KEYS[2], ARGV[3])
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
+-- Keys outlive their members by one TTL, so a sweep still finds expired members to announce;
+-- a group nobody refreshes any more is then garbage collected by Redis itself.
+redis.call('PEXPIRE', KEYS[2], 2 * tonumber(ARGV[3]))
+redis.call('PEXPIRE', KEYS[1], 2 * tonumber(ARGV[3]))
 if live == 0 then
   return 1
 end

@@ -1,0 +1,52 @@
+"""Fixtures that build each backend, so one conformance suite runs on memory and Redis."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+
+from v3_core.backends import Broker, MemoryBroker, MemoryHub, MemoryPresenceStore, PresenceStore
+from v3_core.backends.redis_broker import RedisBroker
+from v3_core.backends.redis_presence import RedisPresenceStore
+
+TTL = 0.5
+
+
+@pytest.fixture
+async def make_broker(backend_url, prefix) -> AsyncIterator[Callable[[str], Broker]]:
+    """Build brokers that share one medium (a memory hub or the test Redis), as nodes do."""
+    hub = MemoryHub()
+    brokers: list[Broker] = []
+
+    async def make(node: str) -> Broker:
+        broker: Broker
+        if backend_url is None:
+            broker = MemoryBroker(hub)
+        else:
+            broker = RedisBroker(backend_url, node_channel=f"{prefix}n:{node}", timeout=1.0)
+        brokers.append(broker)
+        return broker
+
+    yield make
+    for broker in brokers:
+        await broker.aclose()
+
+
+@pytest.fixture
+async def make_presence(backend_url, prefix) -> AsyncIterator[Callable[[], PresenceStore]]:
+    hub = MemoryHub()
+    stores: list[PresenceStore] = []
+
+    def make() -> PresenceStore:
+        store: PresenceStore
+        if backend_url is None:
+            store = MemoryPresenceStore(ttl=TTL, hub=hub)
+        else:
+            store = RedisPresenceStore(backend_url, ttl=TTL, prefix=prefix)
+        stores.append(store)
+        return store
+
+    yield make
+    for store in stores:
+        await store.aclose()

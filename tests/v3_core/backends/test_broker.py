@@ -1,0 +1,102 @@
+"""The Broker contract, run on every implementation."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import pytest
+
+from v3_core.backends import BrokerMessage
+
+
+class Listener:
+    """Consumes a broker's events in the background, as the manager does."""
+
+    def __init__(self, broker) -> None:
+        self.broker = broker
+        self.received: asyncio.Queue[BrokerMessage] = asyncio.Queue()
+        self.task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        async for event in self.broker.events():
+            if isinstance(event, BrokerMessage):
+                self.received.put_nowait(event)
+
+    async def next(self, timeout: float = 2.0) -> BrokerMessage:
+        return await asyncio.wait_for(self.received.get(), timeout)
+
+    async def stop(self) -> None:
+        self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.task
+
+
+@pytest.fixture
+async def pair(make_broker):
+    a, b = await make_broker("a"), await make_broker("b")
+    listeners = [Listener(a), Listener(b)]
+    await a.wait_ready(5)
+    await b.wait_ready(5)
+    yield a, b, listeners[0], listeners[1]
+    for listener in listeners:
+        await listener.stop()
+
+
+async def test_published_bytes_reach_a_subscribed_node(pair):
+    a, b, _, on_b = pair
+    await b.subscribe("ch1")
+    await a.publish("ch1", b"hello")
+    assert await on_b.next() == BrokerMessage("ch1", b"hello")
+
+
+async def test_publisher_receives_its_own_message_when_subscribed(pair):
+    a, _, on_a, _ = pair
+    await a.subscribe("ch1")
+    await a.publish("ch1", b"self")
+    assert (await on_a.next()).data == b"self"
+
+
+async def test_unsubscribed_node_receives_nothing(pair):
+    a, b, _, on_b = pair
+    await b.subscribe("ch1")
+    await b.unsubscribe("ch1")
+    await b.subscribe("ch2")
+    await a.publish("ch1", b"lost")
+    await a.publish("ch2", b"marker")
+    assert (await on_b.next()).data == b"marker"
+
+
+async def test_subscribe_and_unsubscribe_are_idempotent(pair):
+    a, b, _, on_b = pair
+    await b.subscribe("ch1")
+    await b.subscribe("ch1")
+    await a.publish("ch1", b"once")
+    assert (await on_b.next()).data == b"once"
+    await b.unsubscribe("ch1")
+    await b.unsubscribe("ch1")
+    await b.subscribe("ch1")
+    await a.publish("ch1", b"again")
+    assert (await on_b.next()).data == b"again"
+
+
+async def test_one_publisher_order_is_kept(pair):
+    a, b, _, on_b = pair
+    await b.subscribe("ch1")
+    await asyncio.gather(*(a.publish("ch1", str(i).encode()) for i in range(300)))
+    received = [int((await on_b.next()).data) for _ in range(300)]
+    assert received == list(range(300))
+
+
+async def test_binary_data_is_preserved(pair):
+    a, b, _, on_b = pair
+    await b.subscribe("ch1")
+    data = bytes(range(256)) + "é\n".encode()
+    await a.publish("ch1", data)
+    assert (await on_b.next()).data == data
+
+
+async def test_ping_and_ready(pair):
+    a, _, _, _ = pair
+    await a.ping()
+    assert a.ready

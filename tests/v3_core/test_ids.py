@@ -1,0 +1,33 @@
+"""Vision IDs and legacy integers (contract section 3)."""
+
+import pytest
+
+from v3_core.ids import is_legacy_int, is_vision_id, new_vision_id, parse_vision_id
+
+
+@pytest.mark.parametrize("value", ["a", "group_abc123", "A-b_9", "x" * 64, "0a", "-1"])
+def test_vision_id_accepts(value):
+    assert is_vision_id(value)
+
+
+@pytest.mark.parametrize(
+    "value", ["", "123", "0", "x" * 65, "a b", "a*b", "a:b", "a/b", "é", "ａ", "a\x00"]
+)
+def test_vision_id_rejects(value):
+    assert not is_vision_id(value)
+
+
+def test_parse_vision_id_names_the_bad_value():
+    with pytest.raises(ValueError, match="'12' is not a Vision ID"):
+        parse_vision_id("12")
+
+
+@pytest.mark.parametrize(("value", "expected"), [("42", True), ("007", True), ("4a", False), ("", False), ("١٢", False)])
+def test_legacy_int(value, expected):
+    assert is_legacy_int(value) is expected
+
+
+def test_new_vision_ids_are_valid_and_distinct():
+    ids = {new_vision_id() for _ in range(1000)}
+    assert len(ids) == 1000
+    assert all(is_vision_id(i) for i in ids)
