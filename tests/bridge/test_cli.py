@@ -1,0 +1,90 @@
+"""`aether-bridge serve`: flags, environment, and the refusals it makes up front."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import httpx
+import pytest
+
+from bridge.cli import build_parser, settings_from_args
+
+
+def settings(*argv: str):
+    return settings_from_args(build_parser().parse_args(["serve", *argv]))
+
+
+def test_defaults_are_one_local_process():
+    s = settings()
+    assert (s.host, s.port, s.redis_url, s.workers, s.log_level) == (
+        "127.0.0.1",
+        8000,
+        None,
+        1,
+        "info",
+    )
+
+
+def test_environment_variables_set_every_flag(monkeypatch):
+    monkeypatch.setenv("AETHER_HOST", "0.0.0.0")
+    monkeypatch.setenv("AETHER_PORT", "9001")
+    monkeypatch.setenv("AETHER_REDIS_URL", "redis://r:6379")
+    monkeypatch.setenv("AETHER_WORKERS", "3")
+    monkeypatch.setenv("AETHER_LOG_LEVEL", "debug")
+    s = settings()
+    assert (s.host, s.port, s.redis_url, s.workers, s.log_level) == (
+        "0.0.0.0",
+        9001,
+        "redis://r:6379",
+        3,
+        "debug",
+    )
+
+
+def test_flags_win_over_environment(monkeypatch):
+    monkeypatch.setenv("AETHER_PORT", "9001")
+    assert settings("--port", "9002").port == 9002
+
+
+def test_workers_without_redis_is_a_clear_error():
+    result = subprocess.run(
+        [sys.executable, "-m", "bridge.cli", "serve", "--workers", "2"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert "--workers > 1 needs --redis-url" in result.stderr
+
+
+def test_cluster_url_is_refused_with_a_clear_message():
+    from v3_core.backends import open_backends
+
+    async def open_cluster() -> None:
+        async with open_backends(
+            "redis+cluster://127.0.0.1:7000", prefix="p:", node_channel="p:n:x", presence_ttl=1
+        ):
+            pass
+
+    import asyncio
+
+    with pytest.raises(ValueError, match="redis\\+cluster:// is not supported yet"):
+        asyncio.run(open_cluster())
+
+
+def test_embedded_node_says_so_in_its_startup_log(start_node):
+    node = start_node()
+    assert httpx.get(f"{node.http}/healthz").json() == {"status": "ok"}
+    assert "embedded in-process broker" in node.log.read_text()
+
+
+def test_redis_node_names_redis_without_the_password(start_node, redis_url):
+    node = start_node("--redis-url", redis_url)
+    log = node.log.read_text()
+    assert f"Redis at {redis_url}" in log
+
+
+def test_two_workers_share_redis(start_node, redis_url):
+    node = start_node("--redis-url", redis_url, "--workers", "2")
+    assert httpx.get(f"{node.http}/readyz").status_code == 200
