@@ -1,0 +1,43 @@
+"""Test doubles for the translators: a recording Sender and socket-less connections."""
+
+from __future__ import annotations
+
+from v3_core.connection import Connection, QueueLimits, V3Dialect
+from v3_core.ids import new_conn_id
+
+
+class RecordingSender:
+    """A Sender that keeps what it is given: an implementation, not a mock."""
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+        self.closed: tuple[int, str] | None = None
+
+    async def send_text(self, text: str) -> None:
+        self.sent.append(text)
+
+    async def close(self, code: int, reason: str) -> None:
+        self.closed = (code, reason)
+
+    def abort(self, code: int, reason: str) -> None:
+        self.closed = (code, reason)
+
+
+def make_connection(
+    *,
+    group_id: str = "grpVision",
+    client_id: str = "cliVision",
+    group_legacy: str = "",
+    client_legacy: str = "",
+) -> Connection:
+    """A connection as the manager would build it, without a socket or a writer."""
+    return Connection(
+        conn_id=new_conn_id(),
+        group_id=group_id,
+        client_id=client_id,
+        sender=RecordingSender(),
+        dialect=V3Dialect(),
+        limits=QueueLimits(),
+        group_legacy=group_legacy,
+        client_legacy=client_legacy,
+    )

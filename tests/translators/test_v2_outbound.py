@@ -1,0 +1,139 @@
+"""V3 message -> V2 frame: one row per outbound rule of contract section 6."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from translators import render_v2, render_v2_error
+
+AT = "2030-01-02T03:04:05.000006Z"
+
+
+def v3(**fields: Any) -> str:
+    return json.dumps({"version": "3", **fields, "sent_at": AT})
+
+
+OUTBOUND = [
+    (
+        "group-msg",
+        v3(msg_type="msg", target="group", from_id="cliA", group_id="grpA", msg="hi"),
+        {"from_legacy": "7", "group_legacy": "3"},
+        {"type": "msg", "target": "group", "msg": "hi", "from": 7, "group": 3, "sent_at": AT},
+    ),
+    (
+        "cmd-with-payload",
+        v3(msg_type="cmd", target="group", from_id="cliA", group_id="grpA", cmd="RELOAD",
+           payload={"force": True}),
+        {"from_legacy": "7", "group_legacy": "3"},
+        {"type": "cmd", "target": "group", "cmd": "RELOAD", "data": {"force": True}, "from": 7,
+         "group": 3, "sent_at": AT},
+    ),
+    (
+        "vision-ids-without-integers",
+        v3(msg_type="msg", target="direct", from_id="cliA", group_id="grpA", to_id="cliB", msg="x"),
+        {},
+        {"type": "msg", "target": "direct", "msg": "x", "from": "cliA", "group": "grpA",
+         "sent_at": AT},
+    ),
+    (
+        "broadcast-from-the-platform",
+        v3(msg_type="cmd", target="broadcast", cmd="MAINTENANCE"),
+        {},
+        {"type": "cmd", "target": "broadcast", "cmd": "MAINTENANCE", "sent_at": AT},
+    ),
+    (
+        "heartbeat-echo",
+        v3(msg_type="heartbeat", target="echo", from_id="cliA", group_id="grpA"),
+        {"from_legacy": "7", "group_legacy": "3"},
+        {"type": "heartbeat", "target": "echo", "from": 7, "group": 3, "sent_at": AT},
+    ),
+    (
+        "presence-event",
+        v3(msg_type="presence", target="group", group_id="grpA",
+           payload={"event": "join", "client_id": "cliB"}),
+        {"group_legacy": "3"},
+        {"type": "presence", "target": "group", "data": {"event": "join", "client_id": "cliB"},
+         "group": 3, "sent_at": AT},
+    ),
+    (
+        "empty-payload",
+        v3(msg_type="msg", target="group", group_id="grpA", payload={}),
+        {},
+        {"type": "msg", "target": "group", "data": {}, "group": "grpA", "sent_at": AT},
+    ),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("text", "legacy", "expected"),
+    [row[1:] for row in OUTBOUND],
+    ids=[row[0] for row in OUTBOUND],
+)
+def test_render_v2_follows_the_table(
+    text: str, legacy: dict[str, str], expected: dict[str, Any]
+) -> None:
+    assert json.loads(render_v2(text, **legacy)) == expected
+
+
+def test_render_v2_keys_come_in_v2_order() -> None:
+    text = v3(msg_type="cmd", target="group", from_id="a", group_id="b", cmd="c", msg="m",
+              payload={"k": 1})  # fmt: skip
+    rendered = render_v2(text, from_legacy="1", group_legacy="2")
+    assert rendered == (
+        '{"type":"cmd","target":"group","msg":"m","cmd":"c","data":{"k":1},"from":1,"group":2,'
+        f'"sent_at":"{AT}"}}'
+    )
+
+
+def test_render_v2_asks_the_lookup_when_the_envelope_has_no_integers() -> None:
+    known = {("client", "cliA"): "7", ("group", "grpA"): "3"}
+    text = v3(msg_type="msg", target="group", from_id="cliA", group_id="grpA")
+    rendered = json.loads(render_v2(text, legacy_of=lambda ns, vid: known.get((ns, vid))))
+    assert (rendered["from"], rendered["group"]) == (7, 3)
+
+
+def test_render_v2_prefers_the_envelope_to_the_lookup() -> None:
+    text = v3(msg_type="msg", target="group", from_id="cliA", group_id="grpA")
+    rendered = json.loads(render_v2(text, from_legacy="8", legacy_of=lambda ns, vid: "99"))
+    assert (rendered["from"], rendered["group"]) == (8, 99)
+
+
+def test_render_v2_keeps_the_vision_id_when_the_lookup_knows_nothing() -> None:
+    text = v3(msg_type="msg", target="group", from_id="cliA", group_id="grpA")
+    rendered = json.loads(render_v2(text, legacy_of=lambda ns, vid: None))
+    assert (rendered["from"], rendered["group"]) == ("cliA", "grpA")
+
+
+def test_render_v2_error_has_the_legacy_shape() -> None:
+    assert render_v2_error("invalid-json", "not JSON") == (
+        '{"type":"error","msg":"not JSON","data":{"code":"invalid-json"}}'
+    )
+
+
+@pytest.mark.parametrize("text", ["not json", "[1, 2]", '"text"', ""])
+def test_render_v2_passes_through_what_is_not_a_json_object(text: str) -> None:
+    """The core never sends such text; a renderer that raised would stop the fan-out."""
+    assert render_v2(text) == text
+
+
+def test_render_v2_integers_beyond_a_double_survive_exactly() -> None:
+    """orjson gives up on them; the stdlib fallback keeps every digit."""
+    huge = int("1" * 400)
+    rendered = render_v2(json.dumps({"msg_type": "msg", "payload": {"n": huge}}))
+    assert json.loads(rendered) == {"type": "msg", "data": {"n": huge}}
+
+
+def test_render_v2_nesting_beyond_orjson_limits_survives() -> None:
+    deep: Any = 1
+    for _ in range(300):
+        deep = [deep]
+    rendered = render_v2(json.dumps({"msg_type": "msg", "payload": {"deep": deep}}))
+    assert json.loads(rendered) == {"type": "msg", "data": {"deep": deep}}
+
+
+def test_render_v2_passes_through_what_cannot_be_decoded() -> None:
+    text = '{"payload": ' + "[" * 5000 + "1" + "]" * 5000 + "}"
+    assert render_v2(text) == text

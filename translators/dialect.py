@@ -1,0 +1,63 @@
+"""V2Dialect: the legacy V2 dialect plugged into the core's `Dialect` slot.
+
+Inbound it reads a frame by the table (v2_inbound), maps a database-integer ``to_id``, then
+validates and stamps like any V3 frame. Outbound it renders without I/O (v2_outbound).
+"""
+
+from __future__ import annotations
+
+from v3_core.connection import Connection
+from v3_core.errors import CloseCode, ConnectionRejected, MessageRejected
+from v3_core.messages import MessageV3, parse_client_message
+from v3_core.routing import Envelope
+
+from .id_mapping import IdMapper
+from .v2_inbound import parse_v2_frame, v3_json
+from .v2_outbound import render_v2, render_v2_error
+
+
+class V2Dialect:
+    """How legacy clients speak. One per node: it holds no per-connection state."""
+
+    name = "v2"
+
+    def __init__(self, mapper: IdMapper, *, allow_broadcast: bool = True) -> None:
+        self.mapper = mapper
+        self.allow_broadcast = allow_broadcast
+
+    async def parse(self, text: str, conn: Connection) -> MessageV3:
+        """A stamped, valid MessageV3 from a legacy frame, or MessageRejected."""
+        frame = parse_v2_frame(text)
+        legacy_to = frame.legacy_to_id
+        to_id = await self._client_vision_id(legacy_to) if legacy_to is not None else None
+        fields = frame.mapped(
+            to_id,
+            client=(conn.client_id, conn.client_legacy),
+            group=(conn.group_id, conn.group_legacy),
+        )
+        return parse_client_message(
+            v3_json(fields),
+            group_id=conn.group_id,
+            client_id=conn.client_id,
+            allow_broadcast=self.allow_broadcast,
+        )
+
+    def render(self, envelope: Envelope) -> str:
+        return render_v2(
+            envelope.text,
+            from_legacy=envelope.from_legacy,
+            group_legacy=envelope.group_legacy,
+            legacy_of=self.mapper.cached_legacy,
+        )
+
+    def render_error(self, rejected: MessageRejected) -> str:
+        return render_v2_error(rejected.code, rejected.detail)
+
+    async def _client_vision_id(self, legacy: str) -> str:
+        # A failed lookup rejects this one message; the socket stays open.
+        try:
+            return await self.mapper.to_vision("client", legacy)
+        except ConnectionRejected as exc:
+            if exc.close_code == CloseCode.POLICY_VIOLATION:
+                raise MessageRejected("invalid-id", f"to_id: {exc.reason}") from exc
+            raise MessageRejected("publish-failed", f"to_id: {exc.reason}") from exc

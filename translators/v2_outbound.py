@@ -1,0 +1,83 @@
+"""Encoded WS_Message_V3 -> the V2 frame a legacy client receives (contract section 6). Pure.
+
+Called once per message per node, never per connection, and never does I/O: the integer IDs
+come from the envelope or from a lookup the caller passes in (an in-memory cache).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from v3_core.ids import is_legacy_int
+
+LegacyLookup = Callable[[str, str], str | None]
+"""``(namespace, vision_id) -> database integer or None``; must not do I/O."""
+
+
+def render_v2(
+    text: str,
+    *,
+    from_legacy: str = "",
+    group_legacy: str = "",
+    legacy_of: LegacyLookup | None = None,
+) -> str:
+    """The V2 form of an encoded V3 message.
+
+    ``from``/``group`` are the database integers (JSON numbers) when known, else the Vision
+    IDs. Text that is not a JSON object, or cannot be re-encoded (the core never sends such
+    text), passes through unchanged: a renderer that raised would stop the node's fan-out.
+    """
+    message = _loads(text)
+    if not isinstance(message, dict):
+        return text
+    frame = {
+        "type": message.get("msg_type"),
+        "target": message.get("target"),
+        "msg": message.get("msg"),
+        "cmd": message.get("cmd"),
+        "data": message.get("payload"),
+        "from": _id(message.get("from_id"), from_legacy, "client", legacy_of),
+        "group": _id(message.get("group_id"), group_legacy, "group", legacy_of),
+        "sent_at": message.get("sent_at"),
+    }
+    return _dumps({key: value for key, value in frame.items() if value is not None}) or text
+
+
+def render_v2_error(code: str, detail: str) -> str:
+    """The reply to a rejected legacy frame: ``{"type": "error", "msg", "data": {"code"}}``."""
+    return orjson.dumps({"type": "error", "msg": detail, "data": {"code": code}}).decode()
+
+
+def _id(vision_id: Any, legacy: str, namespace: str, legacy_of: LegacyLookup | None) -> Any:
+    if not isinstance(vision_id, str):
+        return vision_id
+    if not legacy and legacy_of is not None:
+        legacy = legacy_of(namespace, vision_id) or ""
+    return int(legacy) if is_legacy_int(legacy) else vision_id
+
+
+def _loads(text: str) -> Any:
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        # orjson stops at 1024 levels and at numbers beyond a double; the stdlib does not.
+        try:
+            return json.loads(text)
+        except (ValueError, RecursionError):
+            return None
+
+
+def _dumps(frame: dict[str, Any]) -> str | None:
+    try:
+        return orjson.dumps(frame).decode()
+    except orjson.JSONEncodeError:
+        pass
+    # Integers beyond 64 bits or nesting past 255 levels: rare, so the slow path is fine.
+    try:
+        return json.dumps(frame, ensure_ascii=False, separators=(",", ":"))
+    except (ValueError, RecursionError):
+        return None

@@ -1,0 +1,42 @@
+"""Builds an IdMapper from settings: the one place that picks the store and the upstream."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from .id_mapping import IdMapper
+from .id_stores import IdStore, MemoryIdStore, RedisIdStore
+from .upstream import UpstreamIdLookup
+
+
+@contextlib.asynccontextmanager
+async def open_id_mapper(
+    redis_url: str | None,
+    *,
+    prefix: str = "aether:",
+    lookup_url: str | None = None,
+    lookup_timeout: float = 2.0,
+    lookup_token: str | None = None,
+    redis_timeout: float = 2.0,
+    cache_size: int = 100_000,
+) -> AsyncIterator[IdMapper]:
+    """An IdMapper over Redis (``redis://``/``rediss://``) or in-process (None), closed on exit.
+
+    Without Redis and without ``lookup_url`` the minted IDs last only as long as the process.
+    """
+    store: IdStore
+    if redis_url is None:
+        store = MemoryIdStore()
+    elif redis_url.startswith(("redis://", "rediss://", "unix://")):
+        store = RedisIdStore(redis_url, prefix=prefix, timeout=redis_timeout)
+    else:
+        raise ValueError("the ID store supports redis://, rediss:// and unix:// URLs")
+    upstream = None
+    if lookup_url:
+        upstream = UpstreamIdLookup(lookup_url, timeout=lookup_timeout, token=lookup_token)
+    mapper = IdMapper(store, upstream=upstream, cache_size=cache_size)
+    try:
+        yield mapper
+    finally:
+        await mapper.aclose()
