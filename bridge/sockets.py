@@ -22,7 +22,7 @@ MIGRATION_HINT = "see docs/migration-guide.md"
 
 
 def origin_allowed(websocket: WebSocket, allowed: list[str]) -> bool:
-    """Browsers always send Origin; an empty allowlist admits any, a missing one is a non-browser."""
+    """An empty allowlist admits any origin; no Origin header means a non-browser client."""
     if not allowed:
         return True
     origin = websocket.headers.get("origin")

@@ -110,7 +110,9 @@ class RunningServer:
 
 
 @contextlib.asynccontextmanager
-async def serve_app(settings: Settings, *, hub: MemoryHub | None = None) -> AsyncIterator[RunningServer]:
+async def serve_app(
+    settings: Settings, *, hub: MemoryHub | None = None
+) -> AsyncIterator[RunningServer]:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
@@ -193,7 +195,9 @@ def start_node(tmp_path: Path, prefix: str) -> Iterator[Callable[..., NodeProces
         }
         command = [sys.executable, "-m", "bridge.cli", "serve", "--port", str(port), *args]
         with log.open("wb") as out:
-            proc = subprocess.Popen(command, env=full_env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+            proc = subprocess.Popen(
+                command, env=full_env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT
+            )
         node = NodeProcess(proc, port, log)
         started.append(node)
         if wait:

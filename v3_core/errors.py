@@ -1,9 +1,9 @@
 """The exception tree and the stable codes clients see.
 
-    BridgeError
-    ├── MessageRejected       one ``error`` reply to the sender; the socket stays open
-    ├── ConnectionRejected    the socket is closed with a CloseCode and a reason
-    └── BackendUnavailable    Redis (or the upstream ID API) did not answer; mapped at the boundary
+BridgeError
+├── MessageRejected       one ``error`` reply to the sender; the socket stays open
+├── ConnectionRejected    the socket is closed with a CloseCode and a reason
+└── BackendUnavailable    Redis (or the upstream ID API) did not answer; mapped at the boundary
 """
 
 from __future__ import annotations

@@ -146,7 +146,8 @@ def stamp(
     if message.group_id is not None and message.group_id != group_id:
         raise MessageRejected(
             "spoofed-group-id",
-            "group_id must be your own group or omitted; use target 'direct' to reach another group",
+            "group_id must be your own group or omitted; "
+            "use target 'direct' to reach another group",
         )
     if message.msg_type in ("heartbeat", "presence") and message.target != "echo":
         raise MessageRejected(
@@ -180,7 +181,7 @@ def _rejection(exc: ValidationError) -> MessageRejected:
     elif kind == "missing_to_id":
         code = "missing-to-id"
     elif loc == ("version",):
-        code, detail = "invalid-version", "version must be \"3\" (or omitted)"
+        code, detail = "invalid-version", 'version must be "3" (or omitted)'
     elif loc == ("msg_type",) and error.get("input") == "error":
         code, detail = "server-only-type", "msg_type 'error' is sent by the server only"
     elif loc and loc[0] in ("from_id", "to_id", "group_id") and kind != "string_type":

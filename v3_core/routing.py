@@ -62,7 +62,8 @@ class Envelope:
     group_legacy: str = ""
 
     def pack(self) -> bytes:
-        header = f"{self.origin} {self.skip_conn or '-'} {self.from_legacy or '-'} {self.group_legacy or '-'}"
+        fields = (self.origin, self.skip_conn, self.from_legacy, self.group_legacy)
+        header = " ".join(field or "-" for field in fields)
         return f"{header}\n{self.text}".encode()
 
     @classmethod

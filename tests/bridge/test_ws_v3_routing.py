@@ -12,8 +12,10 @@ from ..helpers import assert_silent, eventually, recv_json, recv_msg, send_json,
 async def test_group_message_reaches_every_member_including_sender(two_nodes):
     """A group message reaches the sender and members on the other node, not other groups."""
     a, b = two_nodes
-    alice, bob, outsider = await v3(a.ws, "g1", "alice"), await v3(b.ws, "g1", "bob"), await v3(
-        b.ws, "g2", "carol"
+    alice, bob, outsider = (
+        await v3(a.ws, "g1", "alice"),
+        await v3(b.ws, "g1", "bob"),
+        await v3(b.ws, "g2", "carol"),
     )
     async with alice, bob, outsider:
         await send_json(alice, {"msg_type": "msg", "target": "group", "msg": "hello"})
@@ -42,8 +44,10 @@ async def test_direct_message_crosses_groups_and_nodes_without_copy_to_sender(tw
 
 async def test_direct_message_reaches_every_tab_of_the_recipient(two_nodes):
     a, b = two_nodes
-    alice, tab1, tab2 = await v3(a.ws, "g1", "alice"), await v3(a.ws, "g2", "dan"), await v3(
-        b.ws, "g2", "dan"
+    alice, tab1, tab2 = (
+        await v3(a.ws, "g1", "alice"),
+        await v3(a.ws, "g2", "dan"),
+        await v3(b.ws, "g2", "dan"),
     )
     async with alice, tab1, tab2:
         await send_json(alice, {"msg_type": "cmd", "target": "direct", "to_id": "dan", "cmd": "GO"})
@@ -53,12 +57,20 @@ async def test_direct_message_reaches_every_tab_of_the_recipient(two_nodes):
 
 async def test_broadcast_reaches_every_group_on_both_nodes(two_nodes):
     a, b = two_nodes
-    clients = [await v3(a.ws, "g1", "alice"), await v3(a.ws, "g2", "bob"), await v3(b.ws, "g3", "carol")]
+    clients = [
+        await v3(a.ws, "g1", "alice"),
+        await v3(a.ws, "g2", "bob"),
+        await v3(b.ws, "g3", "carol"),
+    ]
     try:
         await send_json(clients[0], {"msg_type": "cmd", "target": "broadcast", "cmd": "MAINT"})
         for ws in clients:
             frame = await recv_msg(ws)
-            assert (frame["target"], frame["cmd"], frame["from_id"]) == ("broadcast", "MAINT", "alice")
+            assert (frame["target"], frame["cmd"], frame["from_id"]) == (
+                "broadcast",
+                "MAINT",
+                "alice",
+            )
     finally:
         for ws in clients:
             await ws.close()
@@ -66,8 +78,10 @@ async def test_broadcast_reaches_every_group_on_both_nodes(two_nodes):
 
 async def test_echo_returns_to_the_sending_connection_only(two_nodes):
     a, b = two_nodes
-    tab1, tab2, peer = await v3(a.ws, "g1", "alice"), await v3(b.ws, "g1", "alice"), await v3(
-        a.ws, "g1", "bob"
+    tab1, tab2, peer = (
+        await v3(a.ws, "g1", "alice"),
+        await v3(b.ws, "g1", "alice"),
+        await v3(a.ws, "g1", "bob"),
     )
     async with tab1, tab2, peer:
         await send_json(tab1, {"msg_type": "msg", "target": "echo", "msg": "ping!"})
@@ -111,7 +125,12 @@ async def test_subscription_is_live_when_the_handshake_completes(two_nodes):
             async with ws:
                 response = await http.post(
                     f"{b.http}/v3/messages",
-                    json={"msg_type": "msg", "target": "group", "group_id": f"fresh{i}", "msg": "now"},
+                    json={
+                        "msg_type": "msg",
+                        "target": "group",
+                        "group_id": f"fresh{i}",
+                        "msg": "now",
+                    },
                 )
                 assert response.status_code == 202
                 assert (await recv_msg(ws))["msg"] == "now"

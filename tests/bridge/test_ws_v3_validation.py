@@ -34,7 +34,9 @@ REJECTED = [
     pytest.param({**VALID, "group_id": "other"}, "spoofed-group-id", id="spoofed-group"),
     pytest.param({**VALID, "sent_at": "2026-01-01T00:00:00"}, "invalid-field", id="naive-sent-at"),
     pytest.param({"msg_type": "heartbeat", "target": "group"}, "invalid-target", id="hb-group"),
-    pytest.param('{"msg_type": "msg", "target": "group", "payload": {"x": NaN}}', "invalid-json", id="nan"),
+    pytest.param(
+        '{"msg_type": "msg", "target": "group", "payload": {"x": NaN}}', "invalid-json", id="nan"
+    ),
     pytest.param("[" * 10000 + "]" * 10000, "invalid-json", id="deep-nesting"),
 ]
 

@@ -21,7 +21,9 @@ TTL = 2.0
 @pytest.fixture
 def nodes(start_node, redis_url):
     env = {"AETHER_PRESENCE_TTL": str(TTL)}
-    return start_node("--redis-url", redis_url, env=env), start_node("--redis-url", redis_url, env=env)
+    return start_node("--redis-url", redis_url, env=env), start_node(
+        "--redis-url", redis_url, env=env
+    )
 
 
 @pytest.fixture
@@ -33,15 +35,19 @@ async def redis_client(redis_url):
 
 async def test_every_target_is_delivered_across_nodes(nodes):
     a, b = nodes
-    alice, bob, carol = await v3(a.ws, "g1", "alice"), await v3(b.ws, "g1", "bob"), await v3(
-        b.ws, "g2", "carol"
+    alice, bob, carol = (
+        await v3(a.ws, "g1", "alice"),
+        await v3(b.ws, "g1", "bob"),
+        await v3(b.ws, "g2", "carol"),
     )
     async with alice, bob, carol:
         await send_json(alice, {"msg_type": "msg", "target": "group", "msg": "team"})
         assert (await recv_msg(alice))["msg"] == "team"
         assert (await recv_msg(bob))["msg"] == "team"
 
-        await send_json(alice, {"msg_type": "msg", "target": "direct", "to_id": "carol", "msg": "dm"})
+        await send_json(
+            alice, {"msg_type": "msg", "target": "direct", "to_id": "carol", "msg": "dm"}
+        )
         assert (await recv_msg(carol))["msg"] == "dm"
 
         await send_json(carol, {"msg_type": "cmd", "target": "broadcast", "cmd": "ALL"})
@@ -135,7 +141,10 @@ async def test_concurrent_connects_on_both_nodes_announce_each_client_once(nodes
         joins = []
         while len(joins) < 20:
             frame = await recv_json(observer)
-            if frame.get("payload", {}).get("event") == "join" and frame["payload"]["client_id"] != "obs":
+            if (
+                frame.get("payload", {}).get("event") == "join"
+                and frame["payload"]["client_id"] != "obs"
+            ):
                 joins.append(frame["payload"]["client_id"])
         assert sorted(joins) == sorted(f"c{i}" for i in range(20))
         for ws in clients:

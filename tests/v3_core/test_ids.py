@@ -22,7 +22,9 @@ def test_parse_vision_id_names_the_bad_value():
         parse_vision_id("12")
 
 
-@pytest.mark.parametrize(("value", "expected"), [("42", True), ("007", True), ("4a", False), ("", False), ("١٢", False)])
+@pytest.mark.parametrize(
+    ("value", "expected"), [("42", True), ("007", True), ("4a", False), ("", False), ("١٢", False)]
+)
 def test_legacy_int(value, expected):
     assert is_legacy_int(value) is expected
 

@@ -42,5 +42,5 @@ def test_envelope_round_trip(envelope):
 
 
 def test_envelope_rejects_garbage():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="not enough values"):
         Envelope.unpack(b"no header here")
