@@ -20,7 +20,7 @@ from translators import (
     open_id_mapper,
 )
 from v3_core.errors import BackendUnavailable, CloseCode, ConnectionRejected
-from v3_core.ids import is_vision_id
+from v3_core.ids import VisionId, is_vision_id
 
 BASE = "http://ids.test"
 UNAVAILABLE = "legacy ID lookup unavailable; retry with backoff"
@@ -342,17 +342,19 @@ async def test_mapper_a_waiter_giving_up_does_not_cancel_the_lookup(
 async def test_resolve_an_integer() -> None:
     store = MemoryIdStore()
     await store.put_if_absent("group", "3", "grp_x1")
-    assert await IdMapper(store).resolve("group", "003") == ResolvedId("grp_x1", "3")
+    assert await IdMapper(store).resolve("group", "003") == ResolvedId(VisionId("grp_x1"), "3")
 
 
 async def test_resolve_a_vision_id_with_an_integer() -> None:
     store = MemoryIdStore()
     await store.put_if_absent("group", "3", "grp_x1")
-    assert await IdMapper(store).resolve("group", "grp_x1") == ResolvedId("grp_x1", "3")
+    assert await IdMapper(store).resolve("group", "grp_x1") == ResolvedId(VisionId("grp_x1"), "3")
 
 
 async def test_resolve_a_vision_id_without_an_integer() -> None:
-    assert await IdMapper(MemoryIdStore()).resolve("client", "dev_x1") == ResolvedId("dev_x1", "")
+    assert await IdMapper(MemoryIdStore()).resolve("client", "dev_x1") == ResolvedId(
+        VisionId("dev_x1"), ""
+    )
 
 
 async def test_resolve_a_vision_id_while_the_store_is_down() -> None:

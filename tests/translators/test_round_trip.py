@@ -18,7 +18,7 @@ GROUP, CLIENT = ("grpVision", "3"), ("cliVision", "17")
 RESERVED = {"msg", "cmd", "data", "to", "to_id", "client_id", "echo", "broadcast", "type"}
 RESERVED |= {"msg_type", "target", "v2_extra"}
 
-texts = st.text(st.characters(blacklist_categories=("Cs",)), max_size=20)
+texts = st.text(st.characters(exclude_categories=["Cs"]), max_size=20)
 scalars = (
     st.none()
     | st.booleans()

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Final
+
 import pytest
 
 from translators import V2Frame, V3Frame, parse_v2_frame, v3_json
 from v3_core.errors import MessageRejected
 
-GROUP = "group"
+GROUP: Final = "group"
 
 RULES = [
     # plain text, JSON strings and other non-objects
