@@ -110,3 +110,20 @@ async def test_bad_path_id_is_accepted_then_closed_1008_with_reason(server, path
     assert bad in frame.reason
     assert "migration-guide" in frame.reason
     assert len(frame.reason.encode()) <= 123
+
+
+async def test_foreign_origin_is_refused_before_accept(make_settings):
+    from ..conftest import serve_app
+    from ..helpers import connect
+
+    settings = make_settings(allowed_origins=["https://app.example.com"])
+    async with serve_app(settings) as node:
+        path = "/v3/ws/group/g1/client/alice"
+        for origin in ("https://app.example.com.evil.io", "null", "https://evil.io"):
+            with pytest.raises(websockets.InvalidStatus) as refused:
+                await connect(node.ws, path, origin=origin)
+            assert refused.value.response.status_code == 403
+        ws = await connect(node.ws, path, origin="https://app.example.com")
+        await ws.close()
+        ws = await connect(node.ws, path)  # no Origin: not a browser, allowed (documented)
+        await ws.close()
