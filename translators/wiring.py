@@ -20,18 +20,15 @@ async def open_id_mapper(
     lookup_token: str | None = None,
     redis_timeout: float = 2.0,
     cache_size: int = 100_000,
+    store: IdStore | None = None,
 ) -> AsyncIterator[IdMapper]:
     """An IdMapper over Redis (``redis://``/``rediss://``) or in-process (None), closed on exit.
 
-    Without Redis and without ``lookup_url`` the minted IDs last only as long as the process.
+    Without Redis and without ``lookup_url`` minted IDs last only as long as the process.
+    ``store`` overrides the choice (in-process test nodes sharing one MemoryIdStore).
     """
-    store: IdStore
-    if redis_url is None:
-        store = MemoryIdStore()
-    elif redis_url.startswith(("redis://", "rediss://", "unix://")):
-        store = RedisIdStore(redis_url, prefix=prefix, timeout=redis_timeout)
-    else:
-        raise ValueError("the ID store supports redis://, rediss:// and unix:// URLs")
+    if store is None:
+        store = _store_for(redis_url, prefix=prefix, timeout=redis_timeout)
     upstream = None
     if lookup_url:
         upstream = UpstreamIdLookup(lookup_url, timeout=lookup_timeout, token=lookup_token)
@@ -40,3 +37,11 @@ async def open_id_mapper(
         yield mapper
     finally:
         await mapper.aclose()
+
+
+def _store_for(redis_url: str | None, *, prefix: str, timeout: float) -> IdStore:
+    if redis_url is None:
+        return MemoryIdStore()
+    if redis_url.startswith(("redis://", "rediss://", "unix://")):
+        return RedisIdStore(redis_url, prefix=prefix, timeout=timeout)
+    raise ValueError("the ID store supports redis://, rediss:// and unix:// URLs")

@@ -299,3 +299,42 @@ async def test_legacy_rejected_frame_gets_a_v2_error(
     assert frames(out) == [
         {"type": "error", "msg": "'msg' must be a string", "data": {"code": "invalid-field"}}
     ]
+
+
+async def test_legacy_client_sees_its_own_join_and_can_list_members(
+    manager: ConnectionManager, dialect: V2Dialect, mapper: IdMapper
+) -> None:
+    """How a legacy frontend finds its Vision IDs (docs/migration-guide.md, step 1)."""
+    group = await mapper.resolve("group", "3")
+    client = await mapper.resolve("client", "17")
+    out = RecordingSender()
+    async with manager.connect(
+        group.vision_id,
+        client.vision_id,
+        out,
+        dialect=dialect,
+        group_legacy=group.legacy,
+        client_legacy=client.legacy,
+    ) as conn:
+        conn.start_writer()
+        await manager.receive(conn, '{"msg_type": "presence", "target": "echo"}')
+        await eventually(lambda: len(out.sent) == 2)
+    received = [json.loads(text) for text in out.sent]
+    for frame in received:
+        del frame["sent_at"]
+    # The join travels through the broker, the member list does not: either may come first.
+    assert sorted(received, key=lambda frame: frame["target"]) == [
+        {
+            "type": "presence",
+            "target": "echo",
+            "data": {"clients": [client.vision_id]},
+            "from": 17,
+            "group": 3,
+        },
+        {
+            "type": "presence",
+            "target": "group",
+            "data": {"event": "join", "client_id": client.vision_id},
+            "group": 3,
+        },
+    ]

@@ -411,3 +411,13 @@ async def test_open_id_mapper_refuses_other_urls() -> None:
     with pytest.raises(ValueError, match="redis://"):
         async with open_id_mapper("redis+cluster://a:1"):
             pass
+
+
+async def test_open_id_mapper_uses_a_store_it_is_given() -> None:
+    """In-process nodes sharing a memory hub share their mapping too."""
+    shared = MemoryIdStore()
+    async with (
+        open_id_mapper(None, store=shared) as node_a,
+        open_id_mapper(None, store=shared) as node_b,
+    ):
+        assert await node_a.to_vision("client", "1") == await node_b.to_vision("client", "1")
