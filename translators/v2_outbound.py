@@ -78,6 +78,6 @@ def _dumps(frame: dict[str, Any]) -> str | None:
         pass
     # Integers beyond 64 bits or nesting past 255 levels: rare, so the slow path is fine.
     try:
-        return json.dumps(frame, ensure_ascii=False, separators=(",", ":"))
+        return json.dumps(frame, separators=(",", ":"))
     except (ValueError, RecursionError):
         return None

@@ -54,6 +54,13 @@ class DownIdStore:
         return None
 
 
+class ReadOnlyStore(MemoryIdStore):
+    """An IdStore that answers reads but whose writes fail."""
+
+    async def put_if_absent(self, namespace: Namespace, legacy: str, vision_id: str) -> str:
+        raise BackendUnavailable("read-only replica")
+
+
 class Clock:
     def __init__(self) -> None:
         self.now = 1000.0
@@ -127,6 +134,12 @@ async def test_mapper_without_store_and_upstream_refuses_to_mint() -> None:
     """Minting without the store would give each node its own ID for one integer."""
     with pytest.raises(ConnectionRejected) as caught:
         await IdMapper(DownIdStore()).to_vision("client", "42")
+    assert rejected_with(caught) == (CloseCode.TRY_AGAIN_LATER, UNAVAILABLE)
+
+
+async def test_mapper_refuses_to_mint_when_the_store_cannot_keep_it() -> None:
+    with pytest.raises(ConnectionRejected) as caught:
+        await IdMapper(ReadOnlyStore()).to_vision("client", "42")
     assert rejected_with(caught) == (CloseCode.TRY_AGAIN_LATER, UNAVAILABLE)
 
 
@@ -387,6 +400,29 @@ async def test_legacy_of_reads_the_store() -> None:
     store = MemoryIdStore()
     await store.put_if_absent("client", "42", "dev_x1")
     assert await IdMapper(store).legacy_of("client", "dev_x1") == "42"
+
+
+async def test_legacy_of_is_served_from_the_cache() -> None:
+    mapper = IdMapper(MemoryIdStore())
+    vision_id = await mapper.to_vision("client", "42")
+    mapper.store = DownIdStore()
+    assert await mapper.legacy_of("client", vision_id) == "42"
+
+
+async def test_mapper_aclose_cancels_lookups_in_flight(
+    api: respx.MockRouter, upstream: UpstreamIdLookup
+) -> None:
+    async def never(request: httpx.Request) -> httpx.Response:
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    api.get("/clients/42").mock(side_effect=never)
+    mapper = IdMapper(MemoryIdStore(), upstream=upstream)
+    waiting = asyncio.create_task(mapper.to_vision("client", "42"))
+    await asyncio.sleep(0.02)
+    await mapper.aclose()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
 
 
 async def test_legacy_of_unknown_is_none() -> None:

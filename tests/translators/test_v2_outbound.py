@@ -140,3 +140,16 @@ def test_render_v2_nesting_beyond_orjson_limits_survives() -> None:
 def test_render_v2_passes_through_what_cannot_be_decoded() -> None:
     text = '{"payload": ' + "[" * 5000 + "1" + "]" * 5000 + "}"
     assert render_v2(text) == text
+
+
+def test_render_v2_passes_through_what_cannot_be_re_encoded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Belt and braces: even when neither encoder copes, the fan-out gets a string."""
+
+    def refuse(*args: Any, **kwargs: Any) -> str:
+        raise RecursionError
+
+    text = json.dumps({"msg_type": "msg", "payload": {"n": int("1" * 400)}})
+    monkeypatch.setattr("translators.v2_outbound.json.dumps", refuse)
+    assert render_v2(text) == text
