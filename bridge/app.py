@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
+from translators import IdStore, V2Dialect, open_id_mapper
 from v3_core import Channels, ConnectionManager, QueueLimits
 from v3_core.backends import MemoryHub, open_backends
 
@@ -20,8 +21,16 @@ log = logging.getLogger("aether.bridge")
 READY_WAIT = 5.0  # seconds start-up waits for the broker before serving anyway (503 on /readyz)
 
 
-def create_app(settings: Settings | None = None, *, hub: MemoryHub | None = None) -> FastAPI:
-    """A FastAPI app for one node. ``hub`` lets in-process test nodes share a memory broker."""
+def create_app(
+    settings: Settings | None = None,
+    *,
+    hub: MemoryHub | None = None,
+    id_store: IdStore | None = None,
+) -> FastAPI:
+    """A FastAPI app for one node.
+
+    ``hub`` and ``id_store`` let in-process test nodes share the embedded backends.
+    """
     settings = settings or Settings()
 
     @contextlib.asynccontextmanager
@@ -49,9 +58,20 @@ def create_app(settings: Settings | None = None, *, hub: MemoryHub | None = None
                 ),
                 allow_client_broadcast=settings.client_broadcast,
             ) as manager,
+            open_id_mapper(
+                settings.redis_url,
+                prefix=settings.channel_prefix,
+                lookup_url=settings.id_lookup_url,
+                lookup_timeout=settings.id_lookup_timeout,
+                lookup_token=settings.id_lookup_token,
+                redis_timeout=settings.redis_timeout,
+                store=id_store,
+            ) as id_mapper,
         ):
             app.state.settings = settings
             app.state.manager = manager
+            app.state.id_mapper = id_mapper
+            app.state.v2 = V2Dialect(id_mapper, allow_broadcast=settings.client_broadcast)
             app.state.metrics = metrics_registry(manager)
             try:
                 await backends.broker.wait_ready(READY_WAIT)

@@ -75,7 +75,10 @@ def serve(settings: Settings) -> None:
                 value if isinstance(value, str) else _env_value(value)
             )
     uvicorn.run(
-        "bridge.app:app_from_env", factory=True, workers=settings.workers, **options  # type: ignore[arg-type]
+        "bridge.app:app_from_env",
+        factory=True,
+        workers=settings.workers,
+        **options,  # type: ignore[arg-type]
     )
 
 

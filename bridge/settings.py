@@ -38,6 +38,7 @@ class Settings(BaseSettings):
 
     id_lookup_url: str | None = None
     id_lookup_timeout: float = Field(2.0, gt=0)
+    id_lookup_token: str | None = None
 
     @model_validator(mode="after")
     def _workers_need_redis(self) -> Settings:

@@ -6,12 +6,21 @@ and in the Dialect that parses and renders their frames.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketState
 
-from v3_core import CloseCode, ConnectionManager, ConnectionRejected, Dialect, is_vision_id
+from translators import IdMapper
+from v3_core import (
+    BackendUnavailable,
+    CloseCode,
+    ConnectionManager,
+    ConnectionRejected,
+    Dialect,
+    is_vision_id,
+)
 
 from .sender import WebSocketSender
 
@@ -46,7 +55,59 @@ async def v3_socket(websocket: WebSocket, group_id: str, client_id: str) -> None
     if reason is not None:
         await reject(websocket, ConnectionRejected(CloseCode.POLICY_VIOLATION, reason))
         return
-    await serve_socket(websocket, manager, group_id, client_id, dialect=manager.v3)
+    group_legacy, client_legacy = await legacy_ids(
+        websocket.app.state.id_mapper, group_id, client_id
+    )
+    await serve_socket(
+        websocket,
+        manager,
+        group_id,
+        client_id,
+        dialect=manager.v3,
+        group_legacy=group_legacy,
+        client_legacy=client_legacy,
+    )
+
+
+async def legacy_ids(mapper: IdMapper, group_id: str, client_id: str) -> tuple[str, str]:
+    """The database integers behind a V3 client's Vision IDs, shown to legacy clients as ``from``.
+
+    Best effort: if the store does not answer, legacy clients see the Vision IDs instead.
+    """
+    try:
+        group, client = await asyncio.gather(
+            mapper.legacy_of("group", group_id), mapper.legacy_of("client", client_id)
+        )
+    except BackendUnavailable:
+        return "", ""
+    return group or "", client or ""
+
+
+@router.websocket("/ws/group/{group_id}/client/{client_id}")
+@router.websocket("/ws_redis/group/{group_id}/client/{client_id}")
+async def legacy_socket(websocket: WebSocket, group_id: str, client_id: str) -> None:
+    """Legacy V2 clients: IDs may be database integers; frames are translated both ways."""
+    state = websocket.app.state
+    if not origin_allowed(websocket, state.settings.allowed_origins):
+        await websocket.close(CloseCode.POLICY_VIOLATION)
+        return
+    mapper: IdMapper = state.id_mapper
+    try:
+        # Resolved before registering, so a failed lookup leaves no presence behind.
+        group = await mapper.resolve("group", group_id)
+        client = await mapper.resolve("client", client_id)
+    except ConnectionRejected as rejection:
+        await reject(websocket, rejection)
+        return
+    await serve_socket(
+        websocket,
+        state.manager,
+        group.vision_id,
+        client.vision_id,
+        dialect=state.v2,
+        group_legacy=group.legacy,
+        client_legacy=client.legacy,
+    )
 
 
 async def reject(websocket: WebSocket, rejection: ConnectionRejected) -> None:

@@ -178,14 +178,14 @@ class NodeProcess:
         return self.proc.pid
 
 
-@pytest.fixture
-def start_node(tmp_path: Path, prefix: str) -> Iterator[Callable[..., NodeProcess]]:
-    """Start ``aether-bridge serve`` subprocesses; all are stopped when the test ends."""
+@contextlib.contextmanager
+def node_launcher(log_dir: Path, prefix: str) -> Iterator[Callable[..., NodeProcess]]:
+    """Start ``aether-bridge serve`` subprocesses; all are stopped on exit."""
     started: list[NodeProcess] = []
 
     def start(*args: str, env: dict[str, str] | None = None, wait: bool = True) -> NodeProcess:
         port = free_port()
-        log = tmp_path / f"node-{port}.log"
+        log = log_dir / f"node-{port}.log"
         full_env = {
             **os.environ,
             "AETHER_CHANNEL_PREFIX": prefix,
@@ -204,16 +204,39 @@ def start_node(tmp_path: Path, prefix: str) -> Iterator[Callable[..., NodeProces
             wait_ready(node)
         return node
 
-    yield start
-    for node in started:
-        if node.proc.poll() is None:
-            node.proc.terminate()
-    for node in started:
-        try:
-            node.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            node.proc.kill()
-            node.proc.wait(5)
+    try:
+        yield start
+    finally:
+        for node in started:
+            if node.proc.poll() is None:
+                node.proc.terminate()
+        for node in started:
+            try:
+                node.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                node.proc.kill()
+                node.proc.wait(5)
+
+
+@pytest.fixture
+def start_node(tmp_path: Path, prefix: str) -> Iterator[Callable[..., NodeProcess]]:
+    """Start node processes for one test."""
+    with node_launcher(tmp_path, prefix) as start:
+        yield start
+
+
+@pytest.fixture(scope="module")
+def module_prefix() -> str:
+    return f"m{uuid.uuid4().hex[:10]}:"
+
+
+@pytest.fixture(scope="module")
+def redis_node_pair(
+    redis_url: str, tmp_path_factory: pytest.TempPathFactory, module_prefix: str
+) -> Iterator[tuple[NodeProcess, NodeProcess]]:
+    """Two node processes on the test Redis, shared by a module's tests (start-up is slow)."""
+    with node_launcher(tmp_path_factory.mktemp("nodes"), module_prefix) as start:
+        yield start("--redis-url", redis_url), start("--redis-url", redis_url)
 
 
 def wait_ready(node: NodeProcess, timeout: float = 20.0) -> None:

@@ -60,7 +60,8 @@ async def recv_msg(ws: ClientConnection, timeout: float = 3000 * MS) -> dict[str
     """The next frame that is not a presence event (those arrive whenever members come and go)."""
     while True:
         frame = await recv_json(ws, timeout)
-        if not (frame.get("msg_type") == "presence" and frame.get("target") == "group"):
+        kind = frame.get("msg_type", frame.get("type"))  # V3, or the legacy V2 shape
+        if not (kind == "presence" and frame.get("target") == "group"):
             return frame
 
 

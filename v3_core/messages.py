@@ -7,6 +7,7 @@ one string a node hands to every local recipient.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -120,7 +121,8 @@ def parse_server_message(text: str | bytes) -> MessageV3:
 def validate(text: str | bytes) -> MessageV3:
     """The one place a pydantic ValidationError becomes a MessageRejected."""
     if _may_hold_non_finite(text):
-        # pydantic's JSON parser accepts NaN and Infinity, which are not JSON: let orjson judge.
+        # pydantic's JSON parser reads NaN, Infinity and 1e400 as floats that then serialise as
+        # null: data would change silently. orjson refuses them; let it judge.
         try:
             orjson.loads(text)
         except orjson.JSONDecodeError as exc:
@@ -131,10 +133,15 @@ def validate(text: str | bytes) -> MessageV3:
         raise _rejection(exc) from None
 
 
+_NON_FINITE = re.compile(r"NaN|Infinity|[0-9][eE][+]?[0-9]{3}")
+_NON_FINITE_BYTES = re.compile(rb"NaN|Infinity|[0-9][eE][+]?[0-9]{3}")
+
+
 def _may_hold_non_finite(text: str | bytes) -> bool:
+    """NaN, Infinity, or an exponent big enough to overflow a double (1e400)."""
     if isinstance(text, str):
-        return "NaN" in text or "Infinity" in text
-    return b"NaN" in text or b"Infinity" in text
+        return _NON_FINITE.search(text) is not None
+    return _NON_FINITE_BYTES.search(text) is not None
 
 
 def stamp(

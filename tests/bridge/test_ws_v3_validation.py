@@ -37,6 +37,11 @@ REJECTED = [
     pytest.param(
         '{"msg_type": "msg", "target": "group", "payload": {"x": NaN}}', "invalid-json", id="nan"
     ),
+    pytest.param(
+        '{"msg_type": "msg", "target": "group", "payload": {"x": 1e400}}',
+        "invalid-json",
+        id="1e400",
+    ),
     pytest.param("[" * 10000 + "]" * 10000, "invalid-json", id="deep-nesting"),
 ]
 

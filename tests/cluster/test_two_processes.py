@@ -33,8 +33,8 @@ async def redis_client(redis_url):
     await client.aclose()
 
 
-async def test_every_target_is_delivered_across_nodes(nodes):
-    a, b = nodes
+async def test_every_target_is_delivered_across_nodes(redis_node_pair):
+    a, b = redis_node_pair
     alice, bob, carol = (
         await v3(a.ws, "g1", "alice"),
         await v3(b.ws, "g1", "bob"),
@@ -133,8 +133,8 @@ async def _eq(coro, expected) -> bool:
     return await coro == expected
 
 
-async def test_concurrent_connects_on_both_nodes_announce_each_client_once(nodes):
-    a, b = nodes
+async def test_concurrent_connects_on_both_nodes_announce_each_client_once(redis_node_pair):
+    a, b = redis_node_pair
     observer = await v3(a.ws, "g9", "obs")
     async with observer:
         clients = await asyncio.gather(*(v3((a, b)[i % 2].ws, "g9", f"c{i}") for i in range(20)))
