@@ -1,7 +1,12 @@
-"""The Sender a Connection writes through: a Starlette WebSocket, plus a hard cut for uvicorn.
+"""The Sender a Connection writes through: a Starlette WebSocket, with two uvicorn shortcuts.
 
-An ASGI app cannot close a client whose socket buffer is full (both send and close wait for
-buffer space that never comes), so `abort` reaches the uvicorn protocol behind the socket.
+Both reach the uvicorn websockets-sansio protocol behind the ASGI socket, and fall back to
+plain ASGI under any other server:
+- `write_now` writes a frame built once per message straight to the transport while it is
+  writable: fan-out then costs one ``transport.write`` per recipient, like websockets'
+  broadcast(), instead of a task switch and three layers of ASGI send.
+- `abort` cuts a client whose socket buffer is full: an ASGI app cannot (both send and close
+  wait for buffer space that never comes).
 """
 
 from __future__ import annotations
@@ -12,10 +17,19 @@ import logging
 from typing import Any
 
 from starlette.websockets import WebSocket
+from websockets.frames import Frame, Opcode
+from websockets.protocol import State
+
+from v3_core.connection import Outgoing
 
 log = logging.getLogger("aether.sender")
 
 ABORT_AFTER = 1.0  # seconds a closing slow consumer gets to read its close frame
+
+
+def text_frame(text: str) -> bytes:
+    """An unmasked, uncompressed server text frame: the same bytes for every recipient."""
+    return Frame(Opcode.TEXT, text.encode()).serialize(mask=False)
 
 
 class WebSocketSender:
@@ -24,6 +38,28 @@ class WebSocketSender:
         self._send = websocket.send
         # uvicorn passes its protocol's bound ``receive``: the way to its transport.
         self._protocol: Any = getattr(getattr(websocket, "_receive", None), "__self__", None)
+        conn = getattr(self._protocol, "conn", None)
+        # A negotiated extension (permessage-deflate) changes the frames: use ASGI then.
+        self._direct = (
+            conn is not None and not conn.extensions and hasattr(self._protocol, "writable")
+        )
+
+    def write_now(self, message: Outgoing) -> bool:
+        if not self._direct:
+            return False
+        protocol = self._protocol
+        if (
+            protocol.close_sent
+            or protocol.disconnected
+            or protocol.conn.state is not State.OPEN
+            or not protocol.writable.is_set()
+        ):
+            return False
+        frame = message.frame
+        if frame is None:
+            frame = message.frame = text_frame(message.text)
+        protocol.transport.write(frame)
+        return True
 
     async def send_text(self, text: str) -> None:
         await self._send({"type": "websocket.send", "text": text})

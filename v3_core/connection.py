@@ -1,8 +1,10 @@
 """One client connection: its identity, its dialect and its bounded outgoing queue.
 
-Fan-out only ever calls `enqueue`, which never awaits: a slow socket delays nobody else.
-A writer task per connection drains the queue in batches; a connection whose queue passes
-its bound is closed as a slow consumer.
+Fan-out only ever calls `deliver`, which never awaits: a slow socket delays nobody else.
+While a client keeps up, a message is written straight to its socket, with no task switch
+(as websockets' broadcast() does). Once the socket pushes back, messages wait in a bounded
+queue drained by a writer task that exists only while there is a backlog; a connection whose
+backlog passes its bound, or whose send hangs, is closed as a slow consumer.
 """
 
 from __future__ import annotations
@@ -23,8 +25,23 @@ from .routing import Envelope
 log = logging.getLogger("aether.connection")
 
 
+class Outgoing:
+    """One message as a node sends it; the wire form is built by the first sender that needs it
+    and reused for every other recipient."""
+
+    __slots__ = ("frame", "text")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.frame: bytes | None = None
+
+
 class Sender(Protocol):
     """The socket side of a connection, injected by the web layer."""
+
+    def write_now(self, message: Outgoing) -> bool:
+        """Write at once if the socket can take it without waiting; False to queue instead."""
+        ...
 
     async def send_text(self, text: str) -> None: ...
     async def close(self, code: int, reason: str) -> None: ...
@@ -108,7 +125,7 @@ class Connection:
         self._limits = limits
         self._queue: deque[str] = deque()
         self._queued_bytes = 0
-        self._wakeup: asyncio.Future[None] | None = None
+        self._open = False
         self._writer: asyncio.Task[None] | None = None
         self._closing = False
         self._send_started: float | None = None
@@ -123,21 +140,30 @@ class Connection:
 
     def start_writer(self) -> None:
         """Start sending; call once the handshake is complete. What was queued goes first."""
-        if self._writer is None:
-            self._writer = asyncio.create_task(self._write_forever(), name=f"writer-{self.conn_id}")
+        self._open = True
+        if self._queue:
+            self._spawn_writer()
 
-    def enqueue(self, text: str) -> None:
-        """Queue ``text`` for this client. Never awaits; closes a client that cannot keep up."""
+    def deliver(self, message: Outgoing) -> None:
+        """Send ``message`` to this client without awaiting; close a client that cannot keep up."""
         if self._closing:
             return
-        self._queue.append(text)
-        self._queued_bytes += len(text)
-        if self._queued_bytes > self._limits.max_bytes or len(self._queue) > self._limits.max_messages:
-            self.close_slow("outgoing queue full")
+        # Straight to the socket unless a backlog is waiting: order is kept.
+        if self._writer is None and self._open and self.sender.write_now(message):
             return
-        wakeup = self._wakeup
-        if wakeup is not None and not wakeup.done():
-            wakeup.set_result(None)
+        self._queue.append(message.text)
+        self._queued_bytes += len(message.text)
+        if (
+            self._queued_bytes > self._limits.max_bytes
+            or len(self._queue) > self._limits.max_messages
+        ):
+            self.close_slow("outgoing queue full")
+        elif self._writer is None and self._open:
+            self._spawn_writer()
+
+    def enqueue(self, text: str) -> None:
+        """Send one message built for this connection alone (replies, errors)."""
+        self.deliver(Outgoing(text))
 
     def reply_error(self, rejected: MessageRejected) -> None:
         self.enqueue(self.dialect.render_error(rejected))
@@ -146,24 +172,23 @@ class Connection:
         """Loop time at which the send in progress started, or None when idle."""
         return self._send_started
 
-    async def _write_forever(self) -> None:
+    def _spawn_writer(self) -> None:
+        self._writer = asyncio.create_task(self._drain(), name=f"writer-{self.conn_id}")
+
+    async def _drain(self) -> None:
         loop = asyncio.get_running_loop()
         queue, send = self._queue, self.sender.send_text
         try:
-            while not self._closing:
-                if not queue:
-                    self._wakeup = loop.create_future()
-                    await self._wakeup
-                    self._wakeup = None
-                    continue
-                while queue:
-                    text = queue.popleft()
-                    self._queued_bytes -= len(text)
-                    self._send_started = loop.time()
-                    await send(text)
-                    self._send_started = None
+            while queue and not self._closing:
+                text = queue.popleft()
+                self._queued_bytes -= len(text)
+                self._send_started = loop.time()
+                await send(text)
+                self._send_started = None
         except Exception as exc:  # the socket went away: the receive loop will see it too
             log.debug("writer for %r stopped: %r", self, exc)
+        finally:
+            self._writer = None
 
     def close_slow(self, why: str) -> None:
         """Drop a client that does not read fast enough (close code 4008)."""
@@ -177,14 +202,15 @@ class Connection:
             self._on_slow(self)
         if self._writer is not None:
             self._writer.cancel()
+            self._writer = None
         # The socket buffer may be full, so a polite close could wait forever.
         self.sender.abort(CloseCode.SLOW_CONSUMER, "slow consumer")
 
     async def aclose(self) -> None:
         """Stop the writer; the web layer closes the socket itself."""
         self._closing = True
-        if self._writer is not None:
-            self._writer.cancel()
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._writer
-
+                await writer

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from types import TracebackType
 
 from .backends.base import Backends, Discontinuity
-from .connection import Connection, Dialect, QueueLimits, Sender, V3Dialect
+from .connection import Connection, Dialect, Outgoing, QueueLimits, Sender, V3Dialect
 from .errors import BackendUnavailable, CloseCode, ConnectionRejected, MessageRejected
 from .ids import new_conn_id
 from .messages import MessageV3, encode
@@ -30,6 +30,8 @@ from .registry import LocalRegistry
 from .routing import ECHO, Channels, Envelope
 
 log = logging.getLogger("aether.manager")
+
+RETRY_REFRESH = 1.0  # seconds between presence refresh attempts while the store fails
 
 
 @dataclass(slots=True)
@@ -73,6 +75,7 @@ class ConnectionManager:
         self._registry: LocalRegistry[Connection] = LocalRegistry()
         self._subscribing: dict[str, asyncio.Future[None]] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self._presence_due = asyncio.Event()  # set: refresh presence now, not at the next tick
 
     # -- lifetime ------------------------------------------------------------------------
 
@@ -288,6 +291,8 @@ class ConnectionManager:
         async for event in self._broker.events():
             if isinstance(event, Discontinuity):
                 self._announce_resync(event.reason)
+                # Redis may have restarted empty: re-register this node's members at once.
+                self._presence_due.set()
                 continue
             self.stats.broker_messages += 1
             members = self._registry.members(event.channel)
@@ -301,20 +306,22 @@ class ConnectionManager:
             self._deliver(envelope, members)
 
     def _deliver(self, envelope: Envelope, members: Iterable[Connection]) -> None:
-        v3, text, skip = self.v3, envelope.text, envelope.skip_conn
-        rendered: dict[str, str] = {}
+        # Encoded once per node and dialect: every recipient gets the same object.
+        v3, skip = self.v3, envelope.skip_conn
+        native = Outgoing(envelope.text)
+        rendered: dict[str, Outgoing] = {}
         count = 0
         for conn in members:
             if skip and conn.conn_id == skip:
                 continue
             dialect = conn.dialect
             if dialect is v3:
-                conn.enqueue(text)
+                conn.deliver(native)
             else:
                 out = rendered.get(dialect.name)
                 if out is None:
-                    out = rendered[dialect.name] = dialect.render(envelope)
-                conn.enqueue(out)
+                    out = rendered[dialect.name] = Outgoing(dialect.render(envelope))
+                conn.deliver(out)
             count += 1
         self.stats.deliveries += count
 
@@ -325,12 +332,20 @@ class ConnectionManager:
 
     async def _keep_presence(self) -> None:
         interval = refresh_interval(self.presence_ttl)
+        wait = interval
         while True:
-            await asyncio.sleep(interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._presence_due.wait(), wait)
+            self._presence_due.clear()
             try:
                 await self._refresh_and_sweep()
             except BackendUnavailable as exc:
-                log.warning("presence refresh failed: %s", exc)
+                if wait == interval:
+                    log.warning("presence refresh failed: %s", exc)
+                # Retry soon: entries are expiring while the store is unreachable.
+                wait = min(interval, RETRY_REFRESH)
+            else:
+                wait = interval
 
     async def _refresh_and_sweep(self) -> None:
         conns = [c for c in self._registry.connections if not c.closing]

@@ -1,0 +1,115 @@
+"""Connection's write paths with a recording Sender: straight writes, backlog order, slow close."""
+
+from __future__ import annotations
+
+import asyncio
+
+from v3_core.connection import Connection, Outgoing, QueueLimits, V3Dialect
+from v3_core.ids import ConnId
+
+
+class RecordingSender:
+    """A Sender whose socket can be made to push back, as a full kernel buffer does."""
+
+    def __init__(self) -> None:
+        self.writable = True
+        self.direct: list[str] = []
+        self.sent: list[str] = []
+        self.aborted: tuple[int, str] | None = None
+        self.release = asyncio.Event()
+        self.release.set()
+
+    def write_now(self, message: Outgoing) -> bool:
+        if not self.writable:
+            return False
+        self.direct.append(message.text)
+        return True
+
+    async def send_text(self, text: str) -> None:
+        await self.release.wait()
+        self.sent.append(text)
+
+    async def close(self, code: int, reason: str) -> None:
+        self.aborted = (code, reason)
+
+    def abort(self, code: int, reason: str) -> None:
+        self.aborted = (code, reason)
+
+    @property
+    def received(self) -> list[str]:
+        return self.direct + self.sent
+
+
+def connection(sender: RecordingSender, **limits) -> Connection:
+    return Connection(
+        conn_id=ConnId("c1"),
+        group_id="g",
+        client_id="alice",
+        sender=sender,
+        dialect=V3Dialect(),
+        limits=QueueLimits(**limits),
+    )
+
+
+async def test_messages_before_the_handshake_wait_then_go_first():
+    sender = RecordingSender()
+    conn = connection(sender)
+    conn.enqueue("early")
+    assert sender.received == []
+    conn.start_writer()
+    conn.enqueue("late")
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert sender.sent + sender.direct == ["early", "late"]
+    await conn.aclose()
+
+
+async def test_a_keeping_up_client_is_written_straight_without_a_task():
+    sender = RecordingSender()
+    conn = connection(sender)
+    conn.start_writer()
+    for i in range(3):
+        conn.enqueue(str(i))
+    assert sender.direct == ["0", "1", "2"]
+    assert conn._writer is None
+
+
+async def test_backlog_keeps_order_when_the_socket_frees_up():
+    sender = RecordingSender()
+    conn = connection(sender)
+    conn.start_writer()
+    conn.enqueue("a")
+    sender.writable = False
+    sender.release.clear()
+    conn.enqueue("b")
+    conn.enqueue("c")
+    sender.writable = True
+    conn.enqueue("d")  # must not overtake b and c, although the socket is writable again
+    sender.release.set()
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert sender.received == ["a", "b", "c", "d"]
+    conn.enqueue("e")
+    assert sender.direct[-1] == "e"
+
+
+async def test_overflowing_the_queue_closes_with_4008():
+    sender = RecordingSender()
+    conn = connection(sender, max_bytes=1024)
+    conn.start_writer()
+    sender.writable = False
+    sender.release.clear()
+    for _ in range(20):
+        conn.enqueue("x" * 100)
+    assert sender.aborted == (4008, "slow consumer")
+    assert conn.closing
+
+
+async def test_one_outgoing_object_is_shared_by_all_recipients():
+    message = Outgoing("same")
+    senders = [RecordingSender() for _ in range(3)]
+    for sender in senders:
+        conn = connection(sender)
+        conn.start_writer()
+        conn.deliver(message)
+    assert [s.direct for s in senders] == [["same"]] * 3
