@@ -1,0 +1,77 @@
+"""Wire dialects the load generator speaks: how to send a bench message, how to find one.
+
+Every dialect carries the same bench payload ``{"t": send_ns, "s": sender, "k": step}``; ``t`` is
+CLOCK_MONOTONIC, which every process on the machine shares, so latency is receive minus ``t``.
+Frames that carry no bench payload (presence, heartbeats, errors) return ``None`` and are not
+counted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+BODY = "the quick brown fox jumps over the lazy dog"
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """``path`` has ``{group}``/``{client}`` slots; ``prefix``/``suffix`` wrap the payload JSON."""
+
+    name: str
+    path: str
+    prefix: bytes
+    suffix: bytes
+    envelope: str
+    payload_key: str
+    socketio: bool = False
+
+    def frame(self, sender: int, step: int, sent_ns: int) -> bytes:
+        """The text frame a client sends for one bench message."""
+        payload = orjson.dumps({"t": sent_ns, "s": sender, "k": step, "body": BODY})
+        return self.prefix + payload + self.suffix
+
+    def bench_payload(self, data: bytes) -> dict[str, Any] | None:
+        """The bench payload inside a received frame, or ``None`` if it carries none."""
+        if b'"t":' not in data:  # presence, heartbeats, Engine.IO control: skip the parse
+            return None
+        try:
+            if self.socketio:
+                event = orjson.loads(data[2:]) if data.startswith(b"42") else None
+                message = event[1] if event and len(event) > 1 and event[0] == "msg" else None
+            else:
+                message = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return None
+        if not isinstance(message, dict):
+            return None
+        inner = message.get(self.payload_key)
+        if isinstance(inner, dict) and "t" in inner and message.get(self.envelope) == "msg":
+            return inner
+        return None
+
+
+V3 = Dialect(
+    "v3",
+    "/v3/ws/group/{group}/client/{client}",
+    b'{"msg_type":"msg","target":"group","payload":',
+    b"}",
+    "msg_type",
+    "payload",
+)
+V2 = Dialect(
+    "v2", "/ws/group/{group}/client/{client}", b'{"msg":"bench","data":', b"}", "type", "data"
+)
+SOCKETIO = Dialect(
+    "socketio",
+    "/socket.io/?EIO=4&transport=websocket",
+    b'42["msg",',
+    b"]",
+    "msg_type",
+    "payload",
+    socketio=True,
+)
+
+DIALECTS = {d.name: d for d in (V3, V2, SOCKETIO)}

@@ -1,0 +1,320 @@
+"""Markdown report: machine, command, one table per scenario, ratios, targets, profile."""
+
+from __future__ import annotations
+
+import math
+import platform
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from importlib import metadata
+
+from bench.figures import Medians, Table
+from bench.procs import machine_info
+from bench.results import SessionResult
+from bench.scenarios import Scenario
+from bench.targets import target_rows
+
+PACKAGES = ("websockets", "uvicorn", "fastapi", "redis", "python-socketio", "uvloop", "orjson")
+BASELINES = ("socketio", "v2global", "ws-ceiling")
+
+
+def _fmt(value: float, digits: int = 1, pct: bool = False) -> str:
+    if math.isnan(value):
+        return "–"
+    if pct:
+        return f"{100 * value:.{digits}f} %"
+    return f"{value:,.{digits}f}"
+
+
+def _table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
+    lines = [
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join("---" if i == 0 else "---:" for i in range(len(header))) + "|",
+    ]
+    lines.extend("| " + " | ".join(row) + " |" for row in rows)
+    return lines
+
+
+def _header(command: str, elapsed: float, quick: bool, repeats: int) -> list[str]:
+    info = machine_info()
+    versions = []
+    for name in PACKAGES:
+        try:
+            versions.append(f"{name} {metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            continue
+    return [
+        "## Benchmark run" + (" (--quick: smoke sizes, not for comparison)" if quick else ""),
+        "",
+        f"- command: `{command}`",
+        f"- date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, wall time {elapsed:.0f} s, "
+        f"{repeats} run(s) per session, medians shown",
+        f"- machine: {info['cpu']}, nproc {info['nproc']}, {info['memory']}, "
+        f"kernel {info['kernel']}",
+        f"- python {platform.python_version()}; {', '.join(versions)}",
+        "- load generator: separate worker processes (websockets sans-I/O client, uvloop); "
+        "server CPU is the servers' own (schedstat of their threads), Redis and clients shown "
+        "apart; 'cores' = CPU seconds per second of the measure window; 'other cores' = what "
+        "the rest of the machine (kernel softirq, other jobs) used meanwhile: a noise gauge",
+    ]
+
+
+STEP_COLUMNS = (
+    "system",
+    "nodes",
+    "deliveries/s",
+    "delivered",
+    "p50 ms",
+    "p90 ms",
+    "p99 ms",
+    "server µs/delivery",
+    "server cores (per node)",
+    "redis cores",
+    "client cores",
+    "other cores",
+)
+
+
+def _step_row(table: Table, scenario: str, system: str, step: str) -> list[str] | None:
+    f = table.step(scenario, system, step)
+    s = table.session(scenario, system)
+    if f is None or s is None:
+        return None
+    return [
+        table.labels.get(system, system),
+        _fmt(s["nodes"], 0),
+        _fmt(f["deliveries_per_s"], 0),
+        _fmt(f["delivery_ratio"], 2, pct=True),
+        _fmt(f.get("lat_p50_ms", math.nan), 2),
+        _fmt(f.get("lat_p90_ms", math.nan), 2),
+        _fmt(f.get("lat_p99_ms", math.nan), 2),
+        _fmt(f["cpu_us_per_delivery"], 1),
+        _per_node(f),
+        _fmt(f["redis_cores"], 2),
+        _fmt(f["client_cores"], 2),
+        _fmt(f["other_cores"], 2),
+    ]
+
+
+def _per_node(f: Medians) -> str:
+    nodes = [f[f"node{n}_cores"] for n in range(8) if f"node{n}_cores" in f]
+    if len(nodes) < 2:
+        return _fmt(f["server_cores"], 2)
+    return f"{_fmt(f['server_cores'], 2)} ({' + '.join(_fmt(n, 2) for n in nodes)})"
+
+
+def _ratios(table: Table, scenario: str, step: str, project: str) -> list[str]:
+    mine = table.step(scenario, project, step)
+    if mine is None:
+        return []
+    parts = []
+    for base in BASELINES:
+        other = table.step(scenario, base, step)
+        if other is None:
+            continue
+        rate = mine["deliveries_per_s"] / other["deliveries_per_s"]
+        cpu = mine["cpu_us_per_delivery"] / other["cpu_us_per_delivery"]
+        parts.append(
+            f"vs {table.labels.get(base, base)}: deliveries/s ×{rate:.2f}, "
+            f"CPU per delivery ×{cpu:.2f}"
+        )
+    return ["", "Ratios of the project: " + "; ".join(parts) + "."] if parts else []
+
+
+def _steps_section(table: Table, scenario: Scenario, systems: Sequence[str]) -> list[str]:
+    lines: list[str] = []
+    for step in scenario.steps:
+        rows = [r for s in systems if (r := _step_row(table, scenario.name, s, step.name))]
+        if not rows:
+            continue
+        load = (
+            f"{step.rate:,.0f} messages/s"
+            if step.mode == "rate"
+            else f"as fast as possible, {step.window} messages in flight"
+            if step.mode == "window"
+            else "no traffic"
+        )
+        lines += [
+            "",
+            f"### {scenario.title}: {step.name} ({load}, "
+            f"{step.measure_s:g} s measured after {step.warmup_s:g} s warm-up)",
+            "",
+        ]
+        lines += _table(STEP_COLUMNS, rows)
+        lines += _ratios(table, scenario.name, step.name, "project")
+    return lines
+
+
+def _legacy_section(table: Table, scenario: Scenario) -> list[str]:
+    rows = []
+    for step in scenario.steps:
+        v3 = table.step("fanout", "project", step.name)
+        v2 = table.step(scenario.name, "project-v2", step.name)
+        if v2 is None:
+            continue
+        v3_cpu = v3["cpu_us_per_delivery"] if v3 else math.nan
+        rows.append(
+            [
+                step.name,
+                _fmt(v3_cpu),
+                _fmt(v2["cpu_us_per_delivery"]),
+                _fmt(v2["cpu_us_per_delivery"] / v3_cpu, 2),
+                _fmt(v3["deliveries_per_s"] if v3 else math.nan, 0),
+                _fmt(v2["deliveries_per_s"], 0),
+                _fmt(v2["delivery_ratio"], 2, pct=True),
+            ]
+        )
+    if not rows:
+        return []
+    return [
+        "",
+        f"### {scenario.title}: V2 clients against V3 clients",
+        "",
+        *_table(
+            (
+                "step",
+                "V3 µs/delivery",
+                "V2 µs/delivery",
+                "V2/V3",
+                "V3 deliveries/s",
+                "V2 deliveries/s",
+                "V2 delivered",
+            ),
+            rows,
+        ),
+    ]
+
+
+def _noisy_section(table: Table, scenario: Scenario) -> list[str]:
+    rows = []
+    for system in scenario.systems:
+        traffic = table.step(scenario.name, system, "traffic")
+        idle = table.step(scenario.name, system, "idle")
+        if traffic is None:
+            continue
+        idle_cores = idle["node0_cores"] if idle else math.nan
+        net = (traffic["node0_cores"] - idle_cores) / traffic["messages_per_s"] * 1e6
+        rows.append(
+            [
+                table.labels.get(system, system),
+                _fmt(traffic["node0_us_per_message"], 3),
+                _fmt(net, 3),
+                _fmt(traffic["node0_cores"] * 100, 2),
+                _fmt(idle["node0_cores"] * 100 if idle else math.nan, 2),
+                _fmt(traffic["messages_per_s"], 0),
+                _fmt(traffic["deliveries_per_s"], 0),
+                _fmt(traffic["delivery_ratio"], 2, pct=True),
+                _fmt(traffic["node1_cores"], 2),
+            ]
+        )
+    if not rows:
+        return []
+    lines = [
+        "",
+        f"### {scenario.title}",
+        "",
+        *_table(
+            (
+                "system",
+                "node A µs per cluster message",
+                "same, net of idle",
+                "node A % core (traffic)",
+                "node A % core (idle)",
+                "messages/s",
+                "deliveries/s (B)",
+                "delivered",
+                "node B cores",
+            ),
+            rows,
+        ),
+    ]
+    mine = table.get(scenario.name, "project", "traffic", "node0_us_per_message")
+    legacy = table.get(scenario.name, "v2global", "traffic", "node0_us_per_message")
+    if not math.isnan(mine) and legacy:
+        lines += [
+            "",
+            f"Node A of the project spends {100 * mine / legacy:.2f} % of "
+            "V2-global's CPU per cluster message (idle timers included).",
+        ]
+    return lines
+
+
+def _connect_section(table: Table, scenario: Scenario) -> list[str]:
+    rows = []
+    for system in scenario.systems:
+        s = table.session(scenario.name, system)
+        if s is None:
+            continue
+        rows.append(
+            [
+                table.labels.get(system, system),
+                _fmt(s["connections"], 0),
+                _fmt(s["connected"], 0),
+                _fmt(s["connect_failed"], 0),
+                _fmt(s["rss_before_mib"]),
+                _fmt(s["rss_after_mib"]),
+                _fmt(s["rss_kib_per_conn"]),
+                _fmt(s["connect_wall_s"], 2),
+                _fmt(s.get("connect_p50_ms", math.nan), 1),
+                _fmt(s.get("connect_p99_ms", math.nan), 1),
+                _fmt(s["connect_cpu_us_each"], 0),
+            ]
+        )
+    if not rows:
+        return []
+    return [
+        "",
+        f"### {scenario.title}",
+        "",
+        *_table(
+            (
+                "system",
+                "connections",
+                "open",
+                "failed",
+                "RSS before MiB",
+                "RSS after MiB",
+                "KiB/connection",
+                "connect wall s",
+                "connect p50 ms",
+                "connect p99 ms",
+                "server CPU µs/connect",
+            ),
+            rows,
+        ),
+    ]
+
+
+def render(
+    results: list[SessionResult],
+    scenarios: dict[str, Scenario],
+    command: str,
+    elapsed: float,
+    quick: bool,
+) -> str:
+    """The whole report; scenarios without results are left out."""
+    table = Table(results)
+    repeats = max(table.runs.values(), default=0)
+    lines = _header(command, elapsed, quick, repeats)
+    for scenario in scenarios.values():
+        if scenario.name == "legacy":
+            lines += _steps_section(table, scenario, ("project-v2",))
+            lines += _legacy_section(table, scenario)
+        elif scenario.name == "noisy":
+            lines += _noisy_section(table, scenario)
+        elif scenario.steps:
+            lines += _steps_section(table, scenario, scenario.systems)
+        else:
+            lines += _connect_section(table, scenario)
+    lines += ["", "### Targets (issue 5)", "", *target_rows(table)]
+    profiles = [r for r in results if r.profile]
+    for result in profiles:
+        lines += [
+            "",
+            f"### Profile: {result.label}, {result.scenario}, node 0",
+            "",
+            result.profile or "",
+        ]
+    if table.errors:
+        lines += ["", "### Errors", "", *(f"- {e}" for e in table.errors)]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,94 @@
+"""``python -m bench``: run the scenarios on the project and its baselines, print markdown.
+
+One redis-server (started here, on a free port) serves every session; each session starts and
+stops its own server processes and load-generator workers, so nothing outlives the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from bench import procs
+from bench.profile import py_spy_hook
+from bench.report import render
+from bench.results import SessionResult
+from bench.scenarios import catalogue
+from bench.session import Env, run_session
+from bench.systems import SYSTEMS
+
+DEFAULT_SCENARIOS = ("fanout", "legacy", "noisy", "idle-small", "idle-big", "storm")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="a few seconds per scenario")
+    parser.add_argument(
+        "--scenarios",
+        default=",".join(DEFAULT_SCENARIOS),
+        help="comma-separated, from: " + ", ".join(DEFAULT_SCENARIOS),
+    )
+    parser.add_argument(
+        "--systems", default=",".join(SYSTEMS), help="comma-separated, from: " + ", ".join(SYSTEMS)
+    )
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="run every session N times and report medians"
+    )
+    parser.add_argument("--workers", type=int, default=2, help="load-generator processes")
+    parser.add_argument("--write", type=Path, help="also write the markdown report here")
+    parser.add_argument("--json", type=Path, help="also dump raw results as JSON here")
+    parser.add_argument(
+        "--profile",
+        metavar="SYSTEM",
+        help="py-spy the first node of SYSTEM during its saturation step",
+    )
+    parser.add_argument("--profile-step", default="saturation")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    scenarios = catalogue(args.quick)
+    chosen = [scenarios[name] for name in args.scenarios.split(",") if name]
+    wanted = set(args.systems.split(","))
+    procs.raise_fd_limit()
+    results: list[SessionResult] = []
+    started = time.monotonic()
+    with (
+        tempfile.TemporaryDirectory(prefix="aether-bench-") as tmp,
+        procs.redis_server(Path(tmp)) as redis,
+    ):
+        env = Env(redis, Path(tmp), args.workers)
+        for scenario in chosen:
+            for name in scenario.systems:
+                if name not in wanted:
+                    continue
+                system = SYSTEMS[name]
+                for attempt in range(args.repeat):
+                    env.profiler = py_spy_hook if name == args.profile and attempt == 0 else None
+                    env.profile_step = args.profile_step
+                    print(
+                        f"[bench] {scenario.name} / {name} #{attempt + 1}",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                    result = run_session(system, scenario, env)
+                    if result.error:
+                        print(f"[bench]   error: {result.error}", file=sys.stderr, flush=True)
+                    results.append(result)
+    command = "python -m bench " + shlex.join(argv if argv is not None else sys.argv[1:])
+    markdown = render(results, scenarios, command, time.monotonic() - started, args.quick)
+    print(markdown)
+    if args.write:
+        args.write.parent.mkdir(parents=True, exist_ok=True)
+        args.write.write_text(markdown)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps([asdict(r) for r in results], indent=1, default=str))
+    return 0

@@ -1,0 +1,176 @@
+"""Scenario catalogue: who connects where, and which load steps run on those connections.
+
+Fan-out, heavy and saturation share one set of connections (three steps of one session) so a
+full run stays near ten minutes; the report still gives each its own table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Mode = Literal["idle", "rate", "window"]
+
+
+@dataclass(frozen=True, slots=True)
+class ConnSpec:
+    """One client connection: the node it dials, its group and client IDs, whether it sends."""
+
+    index: int
+    node: int
+    group_id: str
+    client_id: str
+    sender: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """A load step: ``warmup_s`` unmeasured, then ``measure_s`` measured, then a drain gap.
+
+    ``rate`` is cluster-wide messages/s (mode ``rate``); ``window`` is the number of messages in
+    flight across all workers (mode ``window``: the next is sent when the sender sees its own copy,
+    so "as fast as possible" stays a closed loop instead of an unbounded queue).
+    """
+
+    name: str
+    mode: Mode
+    warmup_s: float
+    measure_s: float
+    rate: float = 0.0
+    window: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class StepWindow:
+    """Absolute CLOCK_MONOTONIC times (ns) of one step, shared by workers and coordinator."""
+
+    start: int
+    measure_start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """Connections, nodes and steps, plus the systems that run it."""
+
+    name: str
+    title: str
+    conns: tuple[ConnSpec, ...]
+    nodes: int
+    steps: tuple[Step, ...]
+    systems: tuple[str, ...]
+    storm: bool = False
+    connect_concurrency: int = 100
+    settle_s: float = 1.0
+    drain_s: float = 1.5
+
+
+def timeline(steps: tuple[Step, ...], t0: int, drain_s: float) -> list[StepWindow]:
+    """Lay the steps end to end from ``t0``; each is followed by ``drain_s`` without sending."""
+    windows, cursor = [], t0
+    for step in steps:
+        measure_start = cursor + int(step.warmup_s * 1e9)
+        end = measure_start + int(step.measure_s * 1e9)
+        windows.append(StepWindow(cursor, measure_start, end))
+        cursor = end + int(drain_s * 1e9)
+    return windows
+
+
+def spread(n: int, groups: int, nodes: int, prefix: str) -> tuple[ConnSpec, ...]:
+    """``n`` connections over ``groups`` groups, every group split evenly across ``nodes``."""
+    return tuple(
+        ConnSpec(i, (i // groups) % nodes, f"{prefix}g{i % groups:04d}", f"{prefix}c{i:05d}")
+        for i in range(n)
+    )
+
+
+def noisy(n_busy: int, group_size: int, prefix: str) -> tuple[ConnSpec, ...]:
+    """Node 0 (A) holds one silent connection; node 1 (B) holds every busy group."""
+    silent = ConnSpec(0, 0, f"{prefix}silent", f"{prefix}quiet", sender=False)
+    busy = tuple(
+        ConnSpec(i + 1, 1, f"{prefix}g{i // group_size:04d}", f"{prefix}c{i:05d}")
+        for i in range(n_busy)
+    )
+    return (silent, *busy)
+
+
+MULTI_NODE = ("project", "socketio", "v2global")
+ALL_V3 = (*MULTI_NODE, "ws-ceiling")
+
+
+def catalogue(quick: bool) -> dict[str, Scenario]:
+    """Every scenario, sized for a full run or for a few-second ``--quick`` smoke check."""
+    q = 0.2 if quick else 1.0
+    n_fan, groups = (200, 10) if quick else (1000, 20)
+    per_group = n_fan // groups
+
+    def load_steps() -> tuple[Step, ...]:
+        # Saturation is a closed loop and leaves no backlog; heavy goes last because a system
+        # that cannot keep up with it leaves one (and Redis may drop its subscriber).
+        return (
+            Step("fan-out", "rate", 1.0 * q, 5.0 * q, rate=10_000 / per_group),
+            Step("saturation", "window", 2.0 * q, 8.0 * q, window=64),
+            Step("heavy", "rate", 1.0 * q, 8.0 * q, rate=20_000 / per_group),
+        )
+
+    fan = spread(n_fan, groups, 2, "f")
+    idle_small, idle_big = (200, 1000) if quick else (1000, 10_000)
+    n_noisy = 100 if quick else 500
+    scenarios = [
+        Scenario(
+            "fanout",
+            f"Fan-out: {n_fan} connections, {groups} groups, 2 nodes",
+            fan,
+            2,
+            load_steps(),
+            ALL_V3,
+        ),
+        Scenario(
+            "legacy",
+            f"Legacy path: the same fan-out from V2 clients ({n_fan} connections)",
+            fan,
+            2,
+            load_steps(),
+            ("project-v2",),
+        ),
+        Scenario(
+            "noisy",
+            "Noisy neighbour: node A holds one silent connection, node B the traffic",
+            noisy(n_noisy, 5, "n"),
+            2,
+            (
+                Step("idle", "idle", 0.0, 5.0 * q),
+                Step("traffic", "rate", 1.0 * q, 8.0 * q, rate=2000.0),
+            ),
+            ("project", "v2global"),
+        ),
+        Scenario(
+            "idle-small",
+            f"Idle memory: {idle_small} connections, 1 node",
+            spread(idle_small, idle_small // 20, 1, "i"),
+            1,
+            (),
+            ALL_V3,
+            settle_s=2.0,
+        ),
+        Scenario(
+            "idle-big",
+            f"Idle memory: {idle_big} connections, 1 node",
+            spread(idle_big, idle_big // 20, 1, "j"),
+            1,
+            (),
+            ALL_V3,
+            settle_s=3.0,
+            connect_concurrency=200,
+        ),
+        Scenario(
+            "storm",
+            f"Connect storm: {n_fan} connects at once to 1 node",
+            spread(n_fan, groups, 1, "s"),
+            1,
+            (),
+            ALL_V3,
+            storm=True,
+        ),
+    ]
+    return {s.name: s for s in scenarios}

@@ -1,0 +1,83 @@
+"""Systems under test: how to start one node of each, and which dialect its clients speak."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+Argv = Callable[[int, str], list[str]]
+
+
+def _module(name: str, redis: bool) -> Argv:
+    def argv(port: int, redis_url: str) -> list[str]:
+        args = [sys.executable, "-m", name, "--port", str(port)]
+        return [*args, "--redis-url", redis_url] if redis else args
+
+    return argv
+
+
+def project_command() -> list[str]:
+    """``aether-bridge`` beside this interpreter (the bench venv), else on PATH."""
+    local = Path(sys.executable).parent / "aether-bridge"
+    if local.exists():
+        return [str(local)]
+    found = shutil.which("aether-bridge")
+    return [found] if found else [sys.executable, "-c", "from bridge.cli import main; main()"]
+
+
+def _project(port: int, redis_url: str) -> list[str]:
+    return [
+        *project_command(),
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--redis-url",
+        redis_url,
+        "--log-level",
+        "warning",
+    ]
+
+
+@dataclass(frozen=True)
+class System:
+    """``max_nodes`` is 1 for the single-process ceiling, which has no cluster at all."""
+
+    name: str
+    label: str
+    dialect: str
+    argv: Argv
+    max_nodes: int = 8
+    project: bool = False
+
+
+SYSTEMS = {
+    s.name: s
+    for s in (
+        System("project", "aether-bridge (V3)", "v3", _project, project=True),
+        System("project-v2", "aether-bridge (V2 clients)", "v2", _project, project=True),
+        System(
+            "socketio",
+            "python-socketio + AsyncRedisManager",
+            "socketio",
+            _module("bench.baselines.socketio_app", redis=True),
+        ),
+        System(
+            "v2global",
+            "V2-global (one channel, filter in Python)",
+            "v3",
+            _module("bench.baselines.v2global_app", redis=True),
+        ),
+        System(
+            "ws-ceiling",
+            "websockets broadcast(), 1 process, no Redis",
+            "v3",
+            _module("bench.baselines.ws_broadcast", redis=False),
+            max_nodes=1,
+        ),
+    )
+}

@@ -1,0 +1,103 @@
+"""The targets of issue 5, checked against the medians of one run."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from bench.figures import Table
+
+
+@dataclass(frozen=True)
+class Target:
+    """``measure`` returns the compared value; the target is met when it is ``<= limit``
+    (or ``>= limit`` when ``at_least``)."""
+
+    text: str
+    measure: Callable[[Table], float]
+    limit: float
+    unit: str
+    at_least: bool = False
+
+    def check(self, table: Table) -> tuple[float, str]:
+        value = self.measure(table)
+        if math.isnan(value):
+            return value, "not measured"
+        ok = value >= self.limit if self.at_least else value <= self.limit
+        return value, "met" if ok else "**not met**"
+
+
+def _ratio(a: float, b: float) -> float:
+    return a / b if b and not math.isnan(b) else math.nan
+
+
+def _cpu(table: Table, scenario: str, system: str) -> float:
+    return table.get(scenario, system, "saturation", "cpu_us_per_delivery")
+
+
+def _noisy(table: Table, system: str) -> float:
+    return table.get("noisy", system, "traffic", "node0_us_per_message")
+
+
+TARGETS = (
+    Target(
+        "server CPU per delivery (saturation) vs python-socketio",
+        lambda t: _ratio(_cpu(t, "fanout", "project"), _cpu(t, "fanout", "socketio")),
+        0.3,
+        "×",
+    ),
+    Target(
+        "server CPU per delivery (saturation) vs websockets broadcast() ceiling",
+        lambda t: _ratio(_cpu(t, "fanout", "project"), _cpu(t, "fanout", "ws-ceiling")),
+        1.5,
+        "×",
+    ),
+    Target(
+        "saturation deliveries/s vs python-socketio",
+        lambda t: _ratio(
+            t.get("fanout", "project", "saturation", "deliveries_per_s"),
+            t.get("fanout", "socketio", "saturation", "deliveries_per_s"),
+        ),
+        2.5,
+        "×",
+        at_least=True,
+    ),
+    Target(
+        "noisy neighbour: node A CPU per cluster message vs V2-global",
+        lambda t: _ratio(_noisy(t, "project"), _noisy(t, "v2global")),
+        0.03,
+        "×",
+    ),
+    Target(
+        "p99 latency in the heavy scenario (20,000 deliveries/s)",
+        lambda t: t.get("fanout", "project", "heavy", "lat_p99_ms"),
+        5.0,
+        "ms",
+    ),
+    Target(
+        "RSS per idle connection at the larger idle size",
+        lambda t: t.get("idle-big", "project", None, "rss_kib_per_conn"),
+        20.0,
+        "KiB",
+    ),
+    Target(
+        "legacy path CPU per delivery vs V3 (saturation)",
+        lambda t: _ratio(_cpu(t, "legacy", "project-v2"), _cpu(t, "fanout", "project")),
+        1.15,
+        "×",
+    ),
+)
+
+
+def target_rows(table: Table) -> list[str]:
+    """Markdown rows: target, limit, measured, status."""
+    rows = ["| target | limit | measured | status |", "|---|---:|---:|---|"]
+    for target in TARGETS:
+        value, status = target.check(table)
+        sign = "≥" if target.at_least else "≤"
+        shown = "–" if math.isnan(value) else f"{value:.3g} {target.unit}"
+        rows.append(
+            f"| {target.text} | {sign} {target.limit:g} {target.unit} | {shown} | {status} |"
+        )
+    return rows
