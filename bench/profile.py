@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from collections import Counter
@@ -16,11 +17,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 TOP = 15
+MAX_S = 120  # a safety bound; finish() normally stops it much earlier
 _LOCATION = re.compile(r"\s*\((.*?):\d+\)$")
 
 
-def py_spy_hook(pid: int, duration_s: float, logdir: Path) -> Callable[[], str | None]:
-    """Start ``py-spy record`` on ``pid``; the returned callable waits and summarises."""
+def py_spy_hook(pid: int, logdir: Path) -> Callable[[], str | None]:
+    """Start ``py-spy record`` on ``pid``; the returned callable stops it and summarises."""
     exe = Path(sys.executable).parent / "py-spy"
     binary = str(exe) if exe.exists() else shutil.which("py-spy")
     if binary is None:
@@ -33,7 +35,7 @@ def py_spy_hook(pid: int, duration_s: float, logdir: Path) -> Callable[[], str |
             "--pid",
             str(pid),
             "--duration",
-            str(max(1, int(duration_s))),
+            str(MAX_S),
             "--rate",
             "200",
             "--format",
@@ -47,11 +49,12 @@ def py_spy_hook(pid: int, duration_s: float, logdir: Path) -> Callable[[], str |
     )
 
     def finish() -> str | None:
+        proc.send_signal(signal.SIGINT)  # py-spy writes what it has and exits
         try:
-            _, err = proc.communicate(timeout=duration_s + 30)
+            _, err = proc.communicate(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
-            return "py-spy timed out"
+            return "py-spy did not stop"
         if not out.exists():
             return f"py-spy failed: {err.decode(errors='replace')[-300:]}"
         return summarise(out.read_text())

@@ -46,9 +46,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--profile",
         metavar="SYSTEM",
-        help="py-spy the first node of SYSTEM during its saturation step",
+        help="py-spy the first node of SYSTEM during one step (see --profile-step)",
     )
-    parser.add_argument("--profile-step", default="saturation")
+    parser.add_argument(
+        "--profile-step",
+        default="saturation",
+        help="the step to profile: fan-out, saturation, heavy, traffic, or connect",
+    )
     return parser.parse_args(argv)
 
 

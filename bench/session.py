@@ -24,7 +24,7 @@ from bench.systems import System
 from bench.worker import WorkerSpec, worker_main
 
 START_TIMEOUT_S = 30.0
-ProfileHook = Callable[[int, float, Path], "Callable[[], str | None]"]
+ProfileHook = Callable[[int, Path], Callable[[], str | None]]
 
 
 @dataclass
@@ -172,16 +172,27 @@ def _drive(
     time.sleep(0.5)
     result.rss_before = cluster.rss()
     before = cluster.sample()
+    finish = _profile(cluster, env, "connect")
     for _, pipe in workers:
         pipe.send(("connect", None))
     _record_connect(result, _expect(workers, "connected", 120))
     result.connect_cpu_ns = sum(cluster.sample().nodes_cpu_ns) - sum(before.nodes_cpu_ns)
+    if finish is not None:
+        result.profile = finish()
     time.sleep(scenario.settle_s)
     result.rss_after = cluster.rss()
     cluster.check_alive()
     if scenario.steps:
         _run_steps(cluster, scenario, workers, result, env)
     cluster.check_alive()
+
+
+def _profile(cluster: Cluster, env: Env, phase: str) -> Callable[[], str | None] | None:
+    """Start the profiler on node 0 if ``phase`` is the one asked for."""
+    if env.profiler is None or phase != env.profile_step:
+        return None
+    finish = env.profiler(cluster.children[0].pid, env.logdir)
+    return lambda: f"phase `{phase}`, {finish()}"
 
 
 def _record_connect(result: SessionResult, reports: list[dict[str, Any]]) -> None:
@@ -211,9 +222,7 @@ def _run_steps(
     for step, window in zip(scenario.steps, windows, strict=True):
         _sleep_until(window.measure_start)
         first = cluster.sample()
-        finish_profile = None
-        if env.profiler is not None and step.name == env.profile_step:
-            finish_profile = env.profiler(cluster.children[0].pid, step.measure_s, env.logdir)
+        finish_profile = _profile(cluster, env, step.name)
         _sleep_until(window.end)
         measured = StepResult(step.name, step.mode, step.measure_s)
         measured.set_cpu(first, cluster.sample())
