@@ -1,8 +1,9 @@
 """RedisBroker: plain-channel pub/sub with a supervised subscriber and a batching publisher.
 
 redis-py reconnects a PubSub silently and a half-open socket raises nothing, so this module
-owns the subscriber connection: it never lets redis-py retry, probes its own node channel,
-re-subscribes from its own channel set after any failure and reports a Discontinuity.
+owns the subscriber connection: redis-py never retries on it, a probe on the node's own
+channel must come back within the timeout, and after any failure the subscriber re-subscribes
+from its own channel set and yields a Discontinuity.
 """
 
 from __future__ import annotations
@@ -21,28 +22,81 @@ from redis.asyncio.client import PubSub
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from ..errors import BackendUnavailable
+from v3_core.errors import BackendUnavailable
+
 from .base import BrokerEvent, BrokerMessage, Discontinuity
 
 log = logging.getLogger("aether.broker")
 
 _REDIS_ERRORS = (redis.exceptions.RedisError, OSError, asyncio.TimeoutError)
-_PROBE = b"probe"
+_PROBE = b"probe "
+_MIN_BACKOFF, _MAX_BACKOFF = 0.05, 0.5  # reconnect delay, doubled per failure, plus jitter
+_POLL = 0.25  # longest wait in get_message, so probe deadlines are checked this often
 
 
-class _ProbeLost(Exception):
-    """The subscriber saw none of its own probes in time: the connection is half-open."""
+class _Recycle(Exception):
+    """The subscriber connection can no longer be trusted (probe lost, command failed)."""
 
 
-def redis_client(url: str, *, timeout: float) -> aioredis.Redis:
-    """A client that fails fast instead of retrying silently: faults are ours to handle."""
-    return aioredis.Redis.from_url(
-        url,
-        socket_timeout=timeout,
-        socket_connect_timeout=timeout,
-        retry=Retry(NoBackoff(), 0),
-        health_check_interval=0,
+def redis_client(
+    url: str, *, timeout: float, pool_size: int | None = None, name: str | None = None
+) -> aioredis.Redis:
+    """A client that fails fast instead of retrying silently: faults are ours to handle.
+
+    With ``pool_size`` the pool blocks up to ``timeout`` for a free connection, where
+    redis-py's default pool raises at its 100th concurrent call (a burst of connects).
+    """
+    options: dict[str, Any] = {
+        "socket_timeout": timeout,
+        "socket_connect_timeout": timeout,
+        "retry": Retry(NoBackoff(), 0),
+        "health_check_interval": 0,
+        "client_name": name,
+    }
+    if pool_size is None:
+        return aioredis.Redis.from_url(url, **options)
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url, max_connections=pool_size, timeout=timeout, **options
     )
+    return aioredis.Redis.from_pool(pool)  # the client owns (and closes) its pool
+
+
+class _Probes:
+    """Liveness of the subscriber: every probe published must come back within ``timeout``.
+
+    Only an echo proves the path works both ways; a half-open socket raises nothing.
+    """
+
+    def __init__(self, interval: float, timeout: float, now: float) -> None:
+        self.interval, self.timeout = interval, timeout
+        # Probes of an earlier connection may still arrive: they prove nothing about this one.
+        self.prefix = _PROBE + random.randbytes(4).hex().encode() + b" "
+        self.sent = self.echoed = 0
+        self.next_at = now
+        self.waiting_since: float | None = None  # send time of the oldest unanswered probe
+
+    def due(self, now: float) -> bytes | None:
+        """The probe to publish now, if one is due."""
+        if now < self.next_at:
+            return None
+        self.next_at = now + self.interval
+        self.sent += 1
+        if self.waiting_since is None:
+            self.waiting_since = now
+        return self.prefix + str(self.sent).encode()
+
+    def echo(self, data: bytes, now: float) -> None:
+        if not data.startswith(self.prefix):
+            return
+        with contextlib.suppress(ValueError):
+            self.echoed = max(self.echoed, int(data.removeprefix(self.prefix)))
+        if self.echoed >= self.sent:
+            self.waiting_since = None
+        elif self.waiting_since is not None:
+            self.waiting_since = now  # older probes came back; the newest is young
+
+    def overdue(self, now: float) -> bool:
+        return self.waiting_since is not None and now - self.waiting_since > self.timeout
 
 
 class RedisBroker:
@@ -61,9 +115,10 @@ class RedisBroker:
         self._probe_interval = probe_interval
         self._node_channel = node_channel
         self._publisher = redis_client(url, timeout=timeout)
-        self._subscriber = redis_client(url, timeout=timeout)
         self._channels: set[str] = set()
         self._pubsub: PubSub | None = None
+        self._sub_client: aioredis.Redis | None = None
+        self._recycle_reason: str | None = None
         self._confirmations: defaultdict[str, deque[asyncio.Future[None]]] = defaultdict(deque)
         self._pending: list[tuple[str, bytes, asyncio.Future[None]]] = []
         self._wakeup = asyncio.Event()
@@ -80,7 +135,11 @@ class RedisBroker:
         """Wait until the subscriber is connected (start-up, tests)."""
         await asyncio.wait_for(self._connected.wait(), timeout)
 
+    # -- publishing ----------------------------------------------------------------------
+
     async def publish(self, channel: str, data: bytes) -> None:
+        if self._closed:
+            raise BackendUnavailable("broker closed")
         future = asyncio.get_running_loop().create_future()
         self._pending.append((channel, data, future))
         self._wakeup.set()
@@ -98,15 +157,21 @@ class RedisBroker:
                     for channel, data, _ in batch:
                         pipe.publish(channel, data)
                     await pipe.execute()
-            except _REDIS_ERRORS as exc:
-                error = BackendUnavailable(f"Redis publish failed: {exc}")
-                for *_, future in batch:
-                    if not future.done():
-                        future.set_exception(error)
+            except Exception as exc:  # the flusher must outlive any failure, or publish hangs
+                if not isinstance(exc, _REDIS_ERRORS):
+                    log.exception("unexpected error publishing to Redis")
+                _settle(batch, BackendUnavailable(f"Redis publish failed: {exc!r}"))
             else:
-                for *_, future in batch:
-                    if not future.done():
-                        future.set_result(None)
+                _settle(batch, None)
+
+    def _send_probe(self, probe: bytes) -> None:
+        # Fire and forget: a failed probe shows up as a missing echo on the reader side.
+        future = asyncio.get_running_loop().create_future()
+        future.add_done_callback(_retrieve)
+        self._pending.append((self._node_channel, probe, future))
+        self._wakeup.set()
+
+    # -- subscriptions -------------------------------------------------------------------
 
     async def subscribe(self, channel: str) -> None:
         self._channels.add(channel)
@@ -119,114 +184,157 @@ class RedisBroker:
             await pubsub.subscribe(channel)
             await asyncio.wait_for(asyncio.shield(future), self._timeout)
         except _REDIS_ERRORS as exc:
-            raise BackendUnavailable(f"Redis subscribe failed: {exc}") from exc
+            # The command may or may not have reached Redis: only a fresh connection is sure.
+            self._recycle(f"subscribe failed: {exc!r}")
+            raise BackendUnavailable(f"Redis subscribe failed: {exc!r}") from exc
 
     async def unsubscribe(self, channel: str) -> None:
         self._channels.discard(channel)
         pubsub = self._pubsub
         if pubsub is not None and self.ready:
-            # A failure here is repaired by the reconnect, which subscribes _channels only.
-            with contextlib.suppress(*_REDIS_ERRORS):
+            try:
                 await pubsub.unsubscribe(channel)
+            except _REDIS_ERRORS as exc:
+                self._recycle(f"unsubscribe failed: {exc!r}")
+
+    def _recycle(self, reason: str) -> None:
+        """Make the reader drop this connection; it re-subscribes from ``_channels``."""
+        self._recycle_reason = self._recycle_reason or reason
+
+    # -- the supervised subscriber -------------------------------------------------------
 
     async def events(self) -> AsyncIterator[BrokerEvent]:
-        backoff = 0.05
-        first = True
+        backoff = _MIN_BACKOFF
+        connected_before = False
         while not self._closed:
             try:
-                pubsub = await self._connect()
+                client, pubsub, early = await self._connect()
             except _REDIS_ERRORS as exc:
-                log.warning("Redis subscriber cannot connect: %s", exc)
+                log.warning("Redis subscriber cannot connect: %r", exc)
             else:
-                if not first:
+                backoff = _MIN_BACKOFF
+                if connected_before:
                     self.reconnects += 1
                     log.warning("Redis subscriber reconnected; announcing a discontinuity")
                     yield Discontinuity("broker-reconnected")
-                first = False
-                backoff = 0.05
+                connected_before = True
                 try:
+                    for message in early:
+                        yield message
                     async for message in self._read(pubsub):
                         yield message
-                except (*_REDIS_ERRORS, _ProbeLost) as exc:
+                except (*_REDIS_ERRORS, _Recycle) as exc:
                     log.warning("Redis subscriber lost its connection: %r", exc)
                 finally:
-                    await self._disconnect(pubsub)
-            if self._closed:
-                break
+                    await self._disconnect(client, pubsub)
             await asyncio.sleep(backoff * (1 + random.random()))
-            backoff = min(backoff * 2, 1.0)
+            backoff = min(backoff * 2, _MAX_BACKOFF)
 
-    async def _connect(self) -> PubSub:
-        pubsub = self._subscriber.pubsub()
+    async def _connect(self) -> tuple[aioredis.Redis, PubSub, list[BrokerMessage]]:
+        """Subscribe every channel held on a new connection; return what arrived meanwhile."""
+        # A client per connection: dropping it closes the socket whatever state it is in.
+        client = redis_client(self._url, timeout=self._timeout, name=f"{self._node_channel}:sub")
+        pubsub = client.pubsub()
+        channels = [self._node_channel, *self._channels]
         try:
-            channels = [self._node_channel, *self._channels]
-            await pubsub.subscribe(*channels)
-            confirmed = 0
-            async with asyncio.timeout(self._timeout * 2):
-                while confirmed < len(channels):
-                    message = await pubsub.get_message(timeout=self._timeout)
-                    if message is not None and message["type"] == "subscribe":
-                        confirmed += 1
+            async with asyncio.timeout(2 * self._timeout):
+                await pubsub.subscribe(*channels)
+                early = await self._confirm(pubsub, len(channels))
         except BaseException:
-            await self._disconnect(pubsub)
+            await self._disconnect(client, pubsub)
             raise
-        self._pubsub = pubsub
+        self._recycle_reason = None
+        self._pubsub, self._sub_client = pubsub, client
         self._connected.set()
-        return pubsub
+        # A channel whose last member left while this connection was being made.
+        if stale := set(channels[1:]) - self._channels:
+            await self._unsubscribe_stale(pubsub, stale)
+        return client, pubsub, early
 
-    async def _disconnect(self, pubsub: PubSub) -> None:
+    async def _unsubscribe_stale(self, pubsub: PubSub, channels: set[str]) -> None:
+        try:
+            await pubsub.unsubscribe(*channels)
+        except _REDIS_ERRORS as exc:
+            self._recycle(f"unsubscribe failed: {exc!r}")
+
+    async def _confirm(self, pubsub: PubSub, expected: int) -> list[BrokerMessage]:
+        """Wait for ``expected`` subscribe confirmations, keeping messages that come first."""
+        early: list[BrokerMessage] = []
+        node_channel = self._node_channel.encode()
+        while expected:
+            message = await pubsub.get_message(timeout=self._timeout)
+            if message is None:
+                continue
+            if message["type"] == "subscribe":
+                expected -= 1
+            elif message["type"] == "message" and message["channel"] != node_channel:
+                early.append(BrokerMessage(message["channel"].decode(), message["data"]))
+        return early
+
+    async def _disconnect(self, client: aioredis.Redis, pubsub: PubSub) -> None:
         self._connected.clear()
         if self._pubsub is pubsub:
-            self._pubsub = None
+            self._pubsub = self._sub_client = None
         for futures in self._confirmations.values():
             for future in futures:
                 if not future.done():
                     future.set_exception(BackendUnavailable("Redis subscriber disconnected"))
         self._confirmations.clear()
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(pubsub.aclose(), self._timeout)
+            await asyncio.wait_for(pubsub.aclose(), self._timeout)  # type: ignore[no-untyped-call]
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(client.aclose(), self._timeout)
 
     async def _read(self, pubsub: PubSub) -> AsyncIterator[BrokerMessage]:
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + 2 * self._probe_interval + self._timeout
-        next_probe = loop.time()
+        probes = _Probes(self._probe_interval, self._timeout, loop.time())
         node_channel = self._node_channel.encode()
         while True:
-            now = loop.time()
-            if now >= next_probe:
-                next_probe = now + self._probe_interval
-                self._send_probe()
-            if now > deadline:
-                raise _ProbeLost(f"no traffic for {2 * self._probe_interval + self._timeout:.1f}s")
+            self._check_usable(pubsub, probes, loop.time())
             message: dict[str, Any] | None = await pubsub.get_message(
-                timeout=min(self._probe_interval, 0.5)
+                timeout=min(self._probe_interval, _POLL)
             )
             if message is None:
                 continue
-            deadline = loop.time() + 2 * self._probe_interval + self._timeout
             kind, channel = message["type"], message["channel"]
             if kind == "message":
-                if channel != node_channel:
+                if channel == node_channel:
+                    probes.echo(message["data"], loop.time())
+                else:
                     yield BrokerMessage(channel.decode(), message["data"])
             elif kind == "subscribe":
-                futures = self._confirmations.get(channel.decode())
-                if futures:
-                    future = futures.popleft()
-                    if not future.done():
-                        future.set_result(None)
+                self._confirm_one(channel.decode())
 
-    def _send_probe(self) -> None:
-        # Fire and forget: a failed probe shows up as a missing probe on the reader side.
-        future = asyncio.get_running_loop().create_future()
-        future.add_done_callback(lambda f: f.exception())
-        self._pending.append((self._node_channel, _PROBE, future))
-        self._wakeup.set()
+    def _check_usable(self, pubsub: PubSub, probes: _Probes, now: float) -> None:
+        """Raise _Recycle when this connection may have lost messages; send a due probe."""
+        if self._recycle_reason is not None:
+            raise _Recycle(self._recycle_reason)
+        connection: Any = pubsub.connection  # untyped in redis-py
+        if connection is None or not connection.is_connected:
+            # redis-py would reconnect silently on the next read; messages meanwhile are gone.
+            raise _Recycle("connection dropped")
+        if probes.overdue(now):
+            raise _Recycle(f"probe not echoed within {self._timeout}s")
+        if (probe := probes.due(now)) is not None:
+            self._send_probe(probe)
+
+    def _confirm_one(self, channel: str) -> None:
+        futures = self._confirmations.get(channel)
+        if not futures:
+            return
+        future = futures.popleft()
+        if not futures:
+            del self._confirmations[channel]
+        if not future.done():
+            future.set_result(None)
+
+    # -- health and lifetime -------------------------------------------------------------
 
     async def ping(self) -> None:
         try:
             await asyncio.wait_for(self._publisher.ping(), self._timeout)
         except _REDIS_ERRORS as exc:
-            raise BackendUnavailable(f"Redis ping failed: {exc}") from exc
+            raise BackendUnavailable(f"Redis ping failed: {exc!r}") from exc
         if not self.ready:
             raise BackendUnavailable("Redis subscriber is reconnecting")
 
@@ -235,7 +343,25 @@ class RedisBroker:
         self._flusher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._flusher
-        if self._pubsub is not None:
-            await self._disconnect(self._pubsub)
+        _settle(self._pending, BackendUnavailable("broker closed"))
+        self._pending = []
+        if self._pubsub is not None and self._sub_client is not None:
+            await self._disconnect(self._sub_client, self._pubsub)
         await self._publisher.aclose()
-        await self._subscriber.aclose()
+
+
+def _settle(
+    batch: list[tuple[str, bytes, asyncio.Future[None]]], error: BaseException | None
+) -> None:
+    for *_, future in batch:
+        if future.done():
+            continue
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)
+
+
+def _retrieve(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()

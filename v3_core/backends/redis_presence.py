@@ -12,10 +12,12 @@ from importlib import resources
 import redis.asyncio as aioredis
 import redis.exceptions
 
-from ..errors import BackendUnavailable
+from v3_core.errors import BackendUnavailable
+
 from .redis_broker import redis_client
 
 _ERRORS = (redis.exceptions.RedisError, OSError, TimeoutError)
+POOL_SIZE = 32  # concurrent presence calls; more wait for a connection (up to the timeout)
 
 
 def _script(name: str) -> str:
@@ -29,7 +31,7 @@ class RedisPresenceStore:
         self.ttl = ttl
         self._ttl_ms = max(1, round(ttl * 1000))
         self._prefix = prefix
-        self._redis: aioredis.Redis = redis_client(url, timeout=timeout)
+        self._redis: aioredis.Redis = redis_client(url, timeout=timeout, pool_size=POOL_SIZE)
         self._add = self._redis.register_script(_script("add"))
         self._remove = self._redis.register_script(_script("remove"))
         self._members = self._redis.register_script(_script("members"))
