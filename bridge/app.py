@@ -26,8 +26,8 @@ def create_app(
     *,
     hub: MemoryHub | None = None,
     id_store: IdStore | None = None,
-) -> FastAPI:
-    """A FastAPI app for one node.
+) -> sockets.SocketRouter:
+    """The ASGI app of one node: raw WebSocket endpoints in front of the FastAPI HTTP app.
 
     ``hub`` and ``id_store`` let in-process test nodes share the embedded backends.
     """
@@ -82,10 +82,9 @@ def create_app(
 
     app = FastAPI(title="Aether WebSocket bridge", version="0.1.0", lifespan=lifespan)
     app.include_router(http_api.router)
-    app.include_router(sockets.router)
-    return app
+    return sockets.SocketRouter(app)
 
 
-def app_from_env() -> FastAPI:
+def app_from_env() -> sockets.SocketRouter:
     """Factory for uvicorn workers: each builds its own app from the AETHER_* environment."""
     return create_app(Settings())

@@ -1,10 +1,10 @@
-"""The Sender a Connection writes through: a Starlette WebSocket, with two uvicorn shortcuts.
+"""The Sender a Connection writes through: raw ASGI, with two shortcuts for uvicorn.
 
-Both reach the uvicorn websockets-sansio protocol behind the ASGI socket, and fall back to
+Both reach the uvicorn websockets-sansio protocol behind the ASGI callables, and fall back to
 plain ASGI under any other server:
 - `write_now` writes a frame built once per message straight to the transport while it is
   writable: fan-out then costs one ``transport.write`` per recipient, like websockets'
-  broadcast(), instead of a task switch and three layers of ASGI send.
+  broadcast(), instead of a task switch and an ASGI send per recipient.
 - `abort` cuts a client whose socket buffer is full: an ASGI app cannot (both send and close
   wait for buffer space that never comes).
 """
@@ -16,11 +16,12 @@ import contextlib
 import logging
 from typing import Any
 
-from starlette.websockets import WebSocket
 from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 
 from v3_core.connection import Outgoing
+
+from .asgi import Receive, Send
 
 log = logging.getLogger("aether.sender")
 
@@ -32,12 +33,11 @@ def text_frame(text: str) -> bytes:
     return Frame(Opcode.TEXT, text.encode()).serialize(mask=False)
 
 
-class WebSocketSender:
-    def __init__(self, websocket: WebSocket) -> None:
-        self._websocket = websocket
-        self._send = websocket.send
-        # uvicorn passes its protocol's bound ``receive``: the way to its transport.
-        self._protocol: Any = getattr(getattr(websocket, "_receive", None), "__self__", None)
+class AsgiSender:
+    def __init__(self, receive: Receive, send: Send) -> None:
+        self._send = send
+        # uvicorn passes its protocol's bound methods: the way to its transport.
+        self._protocol: Any = getattr(receive, "__self__", None)
         conn = getattr(self._protocol, "conn", None)
         # A negotiated extension (permessage-deflate) changes the frames: use ASGI then.
         self._direct = (
@@ -65,7 +65,7 @@ class WebSocketSender:
         await self._send({"type": "websocket.send", "text": text})
 
     async def close(self, code: int, reason: str) -> None:
-        await self._websocket.close(code, reason)
+        await self._send({"type": "websocket.close", "code": code, "reason": reason})
 
     def abort(self, code: int, reason: str) -> None:
         protocol = self._protocol

@@ -1,16 +1,18 @@
-"""The WebSocket endpoints: check the path, register, accept, then loop over frames.
+"""The WebSocket endpoints, in raw ASGI: check the path, register, accept, loop over frames.
 
-V3 and legacy sockets share `serve_socket`; they differ only in how path IDs are resolved
-and in the Dialect that parses and renders their frames.
+A socket lives for hours, and every frame of the call stack under it lives as long: raw ASGI
+keeps that stack a few frames deep, where FastAPI's middleware and routing would hold a dozen
+coroutines per connection. HTTP requests still go to the FastAPI app.
+V3 and legacy sockets share `serve_socket`; they differ in how path IDs are resolved and in the
+Dialect that parses and renders their frames.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-
-from fastapi import APIRouter, WebSocket
-from starlette.websockets import WebSocketState
+import re
+from typing import Any
 
 from translators import IdMapper
 from v3_core import (
@@ -22,51 +24,87 @@ from v3_core import (
     is_vision_id,
 )
 
-from .sender import WebSocketSender
+from .asgi import ASGIApp, Receive, Scope, Send
+from .sender import AsgiSender
 
 log = logging.getLogger("aether.sockets")
-router = APIRouter()
 
 MIGRATION_HINT = "see docs/migration-guide.md"
+SOCKET_PATH = re.compile(r"^/(v3/ws|ws|ws_redis)/group/([^/]+)/client/([^/]+)$")
 
 
-def origin_allowed(websocket: WebSocket, allowed: list[str]) -> bool:
+class SocketRouter:
+    """The node's ASGI entry point: our WebSocket paths here, everything else to ``http_app``."""
+
+    def __init__(self, http_app: Any) -> None:
+        self.http_app: ASGIApp = http_app
+        self.state = http_app.state  # what the lifespan put there: manager, settings, ...
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket" and (match := SOCKET_PATH.match(scope["path"])):
+            kind, group_id, client_id = match.groups()
+            await handle_socket(self.state, scope, receive, send, kind, group_id, client_id)
+        else:
+            await self.http_app(scope, receive, send)
+
+
+async def handle_socket(
+    state: Any, scope: Scope, receive: Receive, send: Send, kind: str, group_id: str, client_id: str
+) -> None:
+    if (await receive())["type"] != "websocket.connect":
+        return
+    if not origin_allowed(scope, state.settings.allowed_origins):
+        await send({"type": "websocket.close", "code": CloseCode.POLICY_VIOLATION})  # HTTP 403
+        return
+    try:
+        if kind == "v3/ws":
+            options = await v3_options(state, group_id, client_id)
+        else:
+            options = await legacy_options(state, group_id, client_id)
+    except ConnectionRejected as rejection:
+        await reject(send, rejection, accepted=False)
+        return
+    await serve_socket(state.manager, receive, send, **options)
+
+
+def origin_allowed(scope: Scope, allowed: list[str]) -> bool:
     """An empty allowlist admits any origin; no Origin header means a non-browser client."""
     if not allowed:
         return True
-    origin = websocket.headers.get("origin")
-    return origin is None or origin in allowed
+    origins = [value for name, value in scope["headers"] if name == b"origin"]
+    return not origins or origins[0].decode("latin-1") in allowed
 
 
-def bad_v3_id_reason(group_id: str, client_id: str) -> str | None:
-    for kind, value in (("group_id", group_id), ("client_id", client_id)):
+async def v3_options(state: Any, group_id: str, client_id: str) -> dict[str, Any]:
+    for name, value in (("group_id", group_id), ("client_id", client_id)):
         if not is_vision_id(value):
-            return f"{kind} {value[:40]!r} is not a Vision ID; {MIGRATION_HINT}"
-    return None
+            raise ConnectionRejected(
+                CloseCode.POLICY_VIOLATION,
+                f"{name} {value[:40]!r} is not a Vision ID; {MIGRATION_HINT}",
+            )
+    group_legacy, client_legacy = await legacy_ids(state.id_mapper, group_id, client_id)
+    return {
+        "group_id": group_id,
+        "client_id": client_id,
+        "dialect": state.manager.v3,
+        "group_legacy": group_legacy,
+        "client_legacy": client_legacy,
+    }
 
 
-@router.websocket("/v3/ws/group/{group_id}/client/{client_id}")
-async def v3_socket(websocket: WebSocket, group_id: str, client_id: str) -> None:
-    manager: ConnectionManager = websocket.app.state.manager
-    if not origin_allowed(websocket, websocket.app.state.settings.allowed_origins):
-        await websocket.close(CloseCode.POLICY_VIOLATION)  # before accept: HTTP 403
-        return
-    reason = bad_v3_id_reason(group_id, client_id)
-    if reason is not None:
-        await reject(websocket, ConnectionRejected(CloseCode.POLICY_VIOLATION, reason))
-        return
-    group_legacy, client_legacy = await legacy_ids(
-        websocket.app.state.id_mapper, group_id, client_id
-    )
-    await serve_socket(
-        websocket,
-        manager,
-        group_id,
-        client_id,
-        dialect=manager.v3,
-        group_legacy=group_legacy,
-        client_legacy=client_legacy,
-    )
+async def legacy_options(state: Any, group_id: str, client_id: str) -> dict[str, Any]:
+    """Legacy V2 clients: IDs may be database integers; frames are translated both ways."""
+    mapper: IdMapper = state.id_mapper
+    # Resolved before registering, so a failed lookup leaves no presence behind.
+    group = await mapper.resolve("group", group_id)
+    client = await mapper.resolve("client", client_id)
+    return {
+        "group_id": group.vision_id,
+        "client_id": client.vision_id,
+        "dialect": state.v2,
+        "group_legacy": group.legacy,
+        "client_legacy": client.legacy,
+    }
 
 
 async def legacy_ids(mapper: IdMapper, group_id: str, client_id: str) -> tuple[str, str]:
@@ -83,51 +121,27 @@ async def legacy_ids(mapper: IdMapper, group_id: str, client_id: str) -> tuple[s
     return group or "", client or ""
 
 
-@router.websocket("/ws/group/{group_id}/client/{client_id}")
-@router.websocket("/ws_redis/group/{group_id}/client/{client_id}")
-async def legacy_socket(websocket: WebSocket, group_id: str, client_id: str) -> None:
-    """Legacy V2 clients: IDs may be database integers; frames are translated both ways."""
-    state = websocket.app.state
-    if not origin_allowed(websocket, state.settings.allowed_origins):
-        await websocket.close(CloseCode.POLICY_VIOLATION)
-        return
-    mapper: IdMapper = state.id_mapper
-    try:
-        # Resolved before registering, so a failed lookup leaves no presence behind.
-        group = await mapper.resolve("group", group_id)
-        client = await mapper.resolve("client", client_id)
-    except ConnectionRejected as rejection:
-        await reject(websocket, rejection)
-        return
-    await serve_socket(
-        websocket,
-        state.manager,
-        group.vision_id,
-        client.vision_id,
-        dialect=state.v2,
-        group_legacy=group.legacy,
-        client_legacy=client.legacy,
+async def reject(send: Send, rejection: ConnectionRejected, *, accepted: bool) -> None:
+    """Accept, then close with the code and reason: browsers only show reasons after accept."""
+    if not accepted:
+        await send({"type": "websocket.accept"})
+    await send(
+        {"type": "websocket.close", "code": rejection.close_code, "reason": rejection.reason}
     )
 
 
-async def reject(websocket: WebSocket, rejection: ConnectionRejected) -> None:
-    """Accept, then close with the code and reason: browsers only show reasons after accept."""
-    if websocket.client_state == WebSocketState.CONNECTING:
-        await websocket.accept()
-    await websocket.close(rejection.close_code, rejection.reason)
-
-
 async def serve_socket(
-    websocket: WebSocket,
     manager: ConnectionManager,
+    receive: Receive,
+    send: Send,
+    *,
     group_id: str,
     client_id: str,
-    *,
     dialect: Dialect,
     group_legacy: str = "",
     client_legacy: str = "",
 ) -> None:
-    sender = WebSocketSender(websocket)
+    sender = AsgiSender(receive, send)
     try:
         async with manager.connect(
             group_id,
@@ -137,19 +151,18 @@ async def serve_socket(
             group_legacy=group_legacy,
             client_legacy=client_legacy,
         ) as conn:
-            await websocket.accept()
+            await send({"type": "websocket.accept"})
             conn.start_writer()
-            receive = websocket.receive
             while True:
                 event = await receive()
-                if event["type"] == "websocket.disconnect":
+                if event["type"] != "websocket.receive":
                     break
                 text = event.get("text")
                 if text is None:
                     text = _binary_as_text(event.get("bytes") or b"")
                 await manager.receive(conn, text)
     except ConnectionRejected as rejection:
-        await reject(websocket, rejection)
+        await reject(send, rejection, accepted=False)
 
 
 def _binary_as_text(data: bytes) -> str:
