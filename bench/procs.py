@@ -209,7 +209,7 @@ def machine_info() -> dict[str, str]:
     mem_kib = int(Path("/proc/meminfo").read_text().split()[1])
     return {
         "cpu": model,
-        "nproc": str(os.cpu_count()),
+        "nproc": str(len(os.sched_getaffinity(0))),
         "memory": f"{mem_kib / 1024 / 1024:.1f} GiB",
         "kernel": os.uname().release,
     }

@@ -291,11 +291,13 @@ def render(
     command: str,
     elapsed: float,
     quick: bool,
+    project: str = "working tree",
 ) -> str:
     """The whole report; scenarios without results are left out."""
     table = Table(results)
     repeats = max(table.runs.values(), default=0)
     lines = _header(command, elapsed, quick, repeats)
+    lines.insert(3, f"- project code: {project}")
     for scenario in scenarios.values():
         if scenario.name == "legacy":
             lines += _steps_section(table, scenario, ("project-v2",))

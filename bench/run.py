@@ -8,20 +8,22 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
+import signal
 import sys
 import tempfile
 import time
 from dataclasses import asdict
 from pathlib import Path
 
-from bench import procs
+from bench import procs, revision
 from bench.profile import py_spy_hook
 from bench.report import render
 from bench.results import SessionResult
 from bench.scenarios import catalogue
 from bench.session import Env, run_session
-from bench.systems import SYSTEMS
+from bench.systems import SRC_ENV, SYSTEMS
 
 DEFAULT_SCENARIOS = ("fanout", "legacy", "noisy", "idle-small", "idle-big", "storm")
 
@@ -49,6 +51,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="py-spy the first node of SYSTEM during one step (see --profile-step)",
     )
     parser.add_argument(
+        "--project-rev",
+        help="measure this commit of the project (git archive into a temp dir), not the tree",
+    )
+    parser.add_argument(
+        "--project-src",
+        type=Path,
+        help="run the project from this source tree (e.g. an older commit, via git archive)",
+    )
+    parser.add_argument(
         "--profile-step",
         default="saturation",
         help="the step to profile: fan-out, saturation, heavy, traffic, or connect",
@@ -56,38 +67,57 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _project_code(args: argparse.Namespace, tmp: Path) -> str:
+    """Point the project's servers at the code to measure; say which code that is."""
+    if args.project_rev:
+        tree, short = revision.unpack(args.project_rev, tmp)
+        os.environ[SRC_ENV] = str(tree)
+        return f"commit {short} (unpacked with git archive)"
+    if args.project_src:
+        os.environ[SRC_ENV] = str(args.project_src.resolve())
+        return f"source tree {args.project_src}"
+    return f"working tree at {revision.describe_working_tree()}"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     scenarios = catalogue(args.quick)
-    chosen = [scenarios[name] for name in args.scenarios.split(",") if name]
     wanted = set(args.systems.split(","))
+    plan = [
+        (scenarios[name], SYSTEMS[system])
+        for name in args.scenarios.split(",")
+        if name
+        for system in scenarios[name].systems
+        if system in wanted
+    ]
     procs.raise_fd_limit()
+    # SIGTERM unwinds like Ctrl-C, so every server, worker and Redis is stopped on the way out.
+    signal.signal(signal.SIGTERM, _interrupt)
     results: list[SessionResult] = []
     started = time.monotonic()
     with (
         tempfile.TemporaryDirectory(prefix="aether-bench-") as tmp,
         procs.redis_server(Path(tmp)) as redis,
     ):
-        env = Env(redis, Path(tmp), args.workers)
-        for scenario in chosen:
-            for name in scenario.systems:
-                if name not in wanted:
-                    continue
-                system = SYSTEMS[name]
-                for attempt in range(args.repeat):
-                    env.profiler = py_spy_hook if name == args.profile and attempt == 0 else None
-                    env.profile_step = args.profile_step
-                    print(
-                        f"[bench] {scenario.name} / {name} #{attempt + 1}",
-                        file=sys.stderr,
-                        flush=True,
-                    )
-                    result = run_session(system, scenario, env)
-                    if result.error:
-                        print(f"[bench]   error: {result.error}", file=sys.stderr, flush=True)
-                    results.append(result)
+        project = _project_code(args, Path(tmp))
+        env = Env(redis, Path(tmp), args.workers, profile_step=args.profile_step)
+        # Repeats go round the whole plan, so a noisy minute hits every system alike.
+        for attempt in range(args.repeat):
+            for scenario, system in plan:
+                profile = system.name == args.profile and attempt == 0
+                env.profiler = py_spy_hook if profile else None
+                print(f"[bench] {scenario.name} / {system.name} #{attempt + 1}", file=sys.stderr)
+                result = run_session(system, scenario, env)
+                if result.error:
+                    print(f"[bench]   error: {result.error}", file=sys.stderr)
+                results.append(result)
     command = "python -m bench " + shlex.join(argv if argv is not None else sys.argv[1:])
-    markdown = render(results, scenarios, command, time.monotonic() - started, args.quick)
+    elapsed = time.monotonic() - started
+    markdown = render(results, scenarios, command, elapsed, args.quick, project)
     print(markdown)
     if args.write:
         args.write.parent.mkdir(parents=True, exist_ok=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from collections.abc import Callable
@@ -19,8 +20,19 @@ def _module(name: str, redis: bool) -> Argv:
     return argv
 
 
+SRC_ENV = "AETHER_BENCH_PROJECT_SRC"
+_FROM_SRC = "import sys; sys.path.insert(0, sys.argv.pop(1)); from bridge.cli import main; main()"
+
+
 def project_command() -> list[str]:
-    """``aether-bridge`` beside this interpreter (the bench venv), else on PATH."""
+    """``aether-bridge`` beside this interpreter (the bench venv), else on PATH.
+
+    With ``$AETHER_BENCH_PROJECT_SRC`` (``--project-src``) the server is imported from that
+    source tree instead, e.g. an older commit unpacked with ``git archive``, for before/after.
+    """
+    src = os.environ.get(SRC_ENV)
+    if src:
+        return [sys.executable, "-c", _FROM_SRC, src]
     local = Path(sys.executable).parent / "aether-bridge"
     if local.exists():
         return [str(local)]
