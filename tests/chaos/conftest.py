@@ -1,0 +1,48 @@
+"""Chaos-tier fixtures: a Redis each test may kill, and nodes tuned for short fault windows."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+
+from ..conftest import NodeProcess
+from .redis_server import RedisServer
+
+# The matrix's figures, scaled down so the whole tier runs in a few minutes (docs/reliability.md).
+TTL = 3.0  # AETHER_PRESENCE_TTL (matrix: 30 s)
+PROBE = 1.0  # AETHER_PROBE_INTERVAL (default 5 s)
+REDIS_TIMEOUT = 1.0  # AETHER_REDIS_TIMEOUT (default 2 s)
+
+CHAOS_ENV = {
+    "AETHER_PRESENCE_TTL": str(TTL),
+    "AETHER_PROBE_INTERVAL": str(PROBE),
+    "AETHER_REDIS_TIMEOUT": str(REDIS_TIMEOUT),
+    "AETHER_LOG_LEVEL": "info",
+}
+
+
+@pytest.fixture
+async def redis_server(tmp_path: Path) -> AsyncIterator[RedisServer]:
+    """A throwaway redis-server this test may kill, freeze and restart."""
+    server = RedisServer(tmp_path / "redis.log")
+    await server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+LaunchNode = Callable[..., NodeProcess]
+
+
+@pytest.fixture
+def launch(start_node: Callable[..., NodeProcess]) -> LaunchNode:
+    """Start an ``aether-bridge serve`` process on ``redis_url`` with the chaos timings."""
+
+    def launch(redis_url: str, node_id: str, **env: str) -> NodeProcess:
+        settings = {**CHAOS_ENV, "AETHER_NODE_ID": node_id, **env}
+        return start_node("--redis-url", redis_url, env=settings)
+
+    return launch
