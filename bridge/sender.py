@@ -34,6 +34,8 @@ def text_frame(text: str) -> bytes:
 
 
 class AsgiSender:
+    __slots__ = ("_direct", "_protocol", "_send")
+
     def __init__(self, receive: Receive, send: Send) -> None:
         self._send = send
         # uvicorn passes its protocol's bound methods: the way to its transport.

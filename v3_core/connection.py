@@ -101,6 +101,26 @@ class QueueLimits:
 class Connection:
     """A client connection as the manager sees it. Created by ConnectionManager.connect()."""
 
+    # Thousands live per node for hours: slots keep each one small.
+    __slots__ = (
+        "_closing",
+        "_limits",
+        "_on_slow",
+        "_open",
+        "_queue",
+        "_queued_bytes",
+        "_send_started",
+        "_writer",
+        "client_id",
+        "client_legacy",
+        "conn_id",
+        "dialect",
+        "group_id",
+        "group_legacy",
+        "messages_in",
+        "sender",
+    )
+
     def __init__(
         self,
         *,
@@ -123,7 +143,7 @@ class Connection:
         self.client_legacy = client_legacy
         self.messages_in = 0
         self._limits = limits
-        self._queue: deque[str] = deque()
+        self._queue: deque[str] | None = None  # allocated only while a backlog exists
         self._queued_bytes = 0
         self._open = False
         self._writer: asyncio.Task[None] | None = None
@@ -151,12 +171,12 @@ class Connection:
         # Straight to the socket unless a backlog is waiting: order is kept.
         if self._writer is None and self._open and self.sender.write_now(message):
             return
-        self._queue.append(message.text)
+        queue = self._queue
+        if queue is None:
+            queue = self._queue = deque()
+        queue.append(message.text)
         self._queued_bytes += len(message.text)
-        if (
-            self._queued_bytes > self._limits.max_bytes
-            or len(self._queue) > self._limits.max_messages
-        ):
+        if self._queued_bytes > self._limits.max_bytes or len(queue) > self._limits.max_messages:
             self.close_slow("outgoing queue full")
         elif self._writer is None and self._open:
             self._spawn_writer()
@@ -177,7 +197,7 @@ class Connection:
 
     async def _drain(self) -> None:
         loop = asyncio.get_running_loop()
-        queue, send = self._queue, self.sender.send_text
+        queue, send = self._queue or deque(), self.sender.send_text
         try:
             while queue and not self._closing:
                 text = queue.popleft()
@@ -189,6 +209,8 @@ class Connection:
             log.debug("writer for %r stopped: %r", self, exc)
         finally:
             self._writer = None
+            if not queue:
+                self._queue = None
 
     def close_slow(self, why: str) -> None:
         """Drop a client that does not read fast enough (close code 4008)."""
@@ -196,7 +218,7 @@ class Connection:
             return
         log.warning("closing slow consumer %r: %s", self, why)
         self._closing = True
-        self._queue.clear()
+        self._queue = None
         self._queued_bytes = 0
         if self._on_slow is not None:
             self._on_slow(self)

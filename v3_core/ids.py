@@ -12,14 +12,14 @@ from typing import NewType
 VisionId = NewType("VisionId", str)
 ConnId = NewType("ConnId", str)
 
-VISION_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+VISION_ID_PATTERN = r"[A-Za-z0-9_-]{1,64}"  # fullmatch: "$" would admit a trailing newline
 _VISION_ID = re.compile(VISION_ID_PATTERN)
 _ALPHABET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 
 
 def is_vision_id(value: str) -> bool:
     """1–64 characters of ``[A-Za-z0-9_-]``, not all digits (those are legacy integers)."""
-    return _VISION_ID.match(value) is not None and not value.isdigit()
+    return _VISION_ID.fullmatch(value) is not None and not value.isdigit()
 
 
 def is_legacy_int(value: str) -> bool:

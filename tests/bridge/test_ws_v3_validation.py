@@ -101,6 +101,7 @@ async def test_frame_at_the_size_limit_is_accepted(server):
         ("/v3/ws/group/g1/client/" + "a" * 65, "client_id 'aaaa"),
         ("/v3/ws/group/g%20x/client/alice", "group_id 'g x'"),
         ("/v3/ws/group/g1/client/al*ce", "client_id 'al*ce'"),
+        ("/v3/ws/group/team%0A/client/alice", "group_id 'team\\n'"),
     ],
 )
 async def test_bad_path_id_is_accepted_then_closed_1008_with_reason(server, path, bad):

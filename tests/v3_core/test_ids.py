@@ -11,7 +11,7 @@ def test_vision_id_accepts(value):
 
 
 @pytest.mark.parametrize(
-    "value", ["", "123", "0", "x" * 65, "a b", "a*b", "a:b", "a/b", "é", "ａ", "a\x00"]
+    "value", ["", "123", "0", "x" * 65, "a b", "a*b", "a:b", "a/b", "é", "ａ", "a\x00", "team\n"]
 )
 def test_vision_id_rejects(value):
     assert not is_vision_id(value)
