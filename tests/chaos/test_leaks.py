@@ -1,0 +1,96 @@
+"""Matrix row K2: churn leaves nothing behind (memory, fds, tasks, presence, channels)."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+from collections.abc import Callable
+
+import pytest
+import redis.asyncio as aioredis
+import websockets
+
+from bridge.settings import Settings
+
+from ..conftest import serve_app
+from .conftest import LaunchNode
+from .traffic import open_fds, presence, rss_kib
+
+pytestmark = pytest.mark.chaos
+
+GROUPS = [f"k{i}" for i in range(20)]
+ROUND = 200  # connections held open at once per round (matrix: 1,000)
+SHORT = 400  # short connects (matrix: 10,000)
+CONCURRENCY = 50  # matrix: 100
+
+
+async def hold_round(base: str, tag: str) -> int:
+    """Open ROUND connections spread over GROUPS, then close them all; return how many opened."""
+    sockets = await asyncio.gather(
+        *(
+            websockets.connect(f"{base}/v3/ws/group/{GROUPS[i % 20]}/client/{tag}{i}")
+            for i in range(ROUND)
+        )
+    )
+    await asyncio.gather(*(ws.close() for ws in sockets))
+    return len(sockets)
+
+
+async def short_connects(base: str, count: int) -> int:
+    """``count`` connect-then-close cycles, CONCURRENCY at a time; return how many succeeded."""
+    limit = asyncio.Semaphore(CONCURRENCY)
+
+    async def one(i: int) -> bool:
+        async with limit:
+            path = f"/v3/ws/group/{GROUPS[i % 20]}/client/s{i}"
+            async with websockets.connect(f"{base}{path}", open_timeout=10):
+                return True
+
+    return sum(await asyncio.gather(*(one(i) for i in range(count))))
+
+
+async def churn(base: str) -> int:
+    opened = 0
+    for n in range(3):
+        opened += await hold_round(base, f"r{n}-")
+    return opened + await short_connects(base, SHORT)
+
+
+async def test_k2_churn_leaves_no_leaks(redis_url, launch: LaunchNode, prefix):
+    """K2: after a warm-up, churn returns RSS, fds, presence and subscriptions to baseline."""
+    node = launch(redis_url, "nodeA")
+    await churn(node.ws)  # warm-up: allocator arenas, caches, the first Lua loads
+    await asyncio.sleep(1.0)
+    rss0, fds0 = rss_kib(node.pid), open_fds(node.pid)
+    opened = await churn(node.ws)
+    await asyncio.sleep(1.0)
+    rss_growth, fds = (rss_kib(node.pid) - rss0) / 1024, open_fds(node.pid)
+    members = {g: await presence(node.http, g) for g in GROUPS}
+    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    channels = sorted(await client.pubsub_channels(f"{prefix}*"))
+    await client.aclose()
+    print(
+        f"FIGURE K2 {opened} connections: RSS growth after warm-up {rss_growth:.2f} MiB, "
+        f"fds {fds0} -> {fds}, channels left {channels}"
+    )
+    assert opened == 3 * ROUND + SHORT
+    assert rss_growth <= 2.0
+    assert fds <= fds0
+    assert all(m == [] for m in members.values()), members
+    assert channels == [f"{prefix}n:nodeA"]  # only the node's own probe channel
+
+
+async def test_k2_churn_leaves_no_tasks(redis_url, make_settings: Callable[..., Settings]):
+    """K2: the node's asyncio task count returns to its baseline after churn (in-process)."""
+    async with serve_app(make_settings(redis_url=redis_url)) as server:
+        await hold_round(server.ws, "warm-")
+        await asyncio.sleep(0.5)
+        gc.collect()
+        baseline = len(asyncio.all_tasks())
+        await hold_round(server.ws, "r-")
+        await short_connects(server.ws, 200)
+        await asyncio.sleep(0.5)
+        gc.collect()
+        after = len(asyncio.all_tasks())
+    print(f"FIGURE K2 asyncio tasks {baseline} -> {after}")
+    assert abs(after - baseline) <= 5

@@ -1,0 +1,111 @@
+"""Matrix rows S1 and S2: SIGTERM drains a node quickly, even with a client that never reads."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import time
+
+import httpx
+import pytest
+
+from ..conftest import NodeProcess
+from .conftest import TTL, LaunchNode
+from .rawws import RawWebSocket
+from .traffic import Member, presence
+
+pytestmark = pytest.mark.chaos
+
+CLIENTS = 100  # on the node that is stopped (matrix: 200)
+
+
+async def exit_time(node: NodeProcess, timeout: float = 15.0) -> float:
+    """When the process exited (polled every 20 ms)."""
+    async with asyncio.timeout(timeout):
+        while True:
+            if node.proc.poll() is not None:
+                return time.monotonic()
+            await asyncio.sleep(0.02)
+
+
+async def wait_presence(http: httpx.AsyncClient, base: str, group: str, want: list[str]) -> float:
+    async with asyncio.timeout(10):
+        while True:
+            got = (await http.get(f"{base}/v3/groups/{group}/presence")).json()["clients"]
+            if got == want:
+                return time.monotonic()
+            await asyncio.sleep(0.05)
+
+
+async def test_s1_sigterm_drains_with_1012(redis_url, launch: LaunchNode):
+    """S1: SIGTERM: every client gets 1012 at once, presence empties, the process exits."""
+    a = launch(redis_url, "nodeA")
+    b = launch(redis_url, "nodeB")
+    leaving = [await Member.open(a.ws, "g1", f"a{i:03d}") for i in range(CLIENTS)]
+    staying = [await Member.open(b.ws, "g1", f"b{i}") for i in range(5)]
+    survivors = sorted(m.name for m in staying)
+    async with httpx.AsyncClient(timeout=2.0) as http:
+        await wait_presence(http, b.http, "g1", sorted(m.name for m in leaving + staying))
+        a.proc.send_signal(signal.SIGTERM)
+        stopped = time.monotonic()
+        presence_gone = await wait_presence(http, b.http, "g1", survivors)
+        exited = await exit_time(a)
+    await asyncio.gather(*(m.wait_frame(lambda f: False, 0, 3.0) for m in leaving))
+    codes = {m.close_code for m in leaving}
+    last_close = max(m.closed_at or 1e9 for m in leaving) - stopped
+    leaves = {
+        f["payload"]["client_id"]
+        for _, f in staying[0].frames
+        if f.get("msg_type") == "presence" and f["payload"].get("event") == "leave"
+    }
+    print(
+        f"FIGURE S1 {CLIENTS} clients: last 1012 after {last_close:.2f} s, presence empty after "
+        f"{presence_gone - stopped:.2f} s, exit after {exited - stopped:.2f} s"
+    )
+    assert codes == {1012}
+    assert last_close <= 1.0
+    assert presence_gone - stopped <= 2.0
+    assert exited - stopped <= 5.0
+    # uvicorn re-raises the SIGTERM it handled once it is done, so the status is -SIGTERM.
+    assert a.proc.returncode == -signal.SIGTERM
+    assert "Application shutdown complete" in a.log.read_text()
+    assert leaves == {m.name for m in leaving}
+    assert all(m.closed_at is None for m in staying)
+    for m in staying:
+        await m.aclose()
+
+
+async def test_s2_sigterm_with_a_stuck_writer(redis_url, launch: LaunchNode):
+    """S2: one client with a full socket buffer cannot hold the shutdown past its bound."""
+    # A slow-consumer policy this lax keeps the stuck client connected until SIGTERM.
+    lax = {"AETHER_SEND_TIMEOUT": "60", "AETHER_QUEUE_MAX_BYTES": str(64 << 20)}
+    a = launch(redis_url, "nodeA", **lax, AETHER_QUEUE_MAX_MESSAGES="100000")
+    b = launch(redis_url, "nodeB")
+    leaving = [await Member.open(a.ws, "g1", f"a{i:02d}") for i in range(20)]
+    stuck = await RawWebSocket.connect(a.port, "/v3/ws/group/g2/client/stuck", rcvbuf=16384)
+    feeder = await Member.open(b.ws, "g2", "feeder")
+    pad = "x" * 16384
+    for seq in range(512):  # 8 MiB: more than every buffer between the node and the client
+        frame = {"msg_type": "msg", "target": "group", "payload": {"seq": seq, "pad": pad}}
+        await feeder.ws.send(json.dumps(frame))
+    await feeder.wait_frame(lambda f: (f.get("payload") or {}).get("seq") == 511, 0, 10.0)
+    await asyncio.sleep(1.0)
+    assert await presence(b.http, "g2") == ["feeder", "stuck"]
+    a.proc.send_signal(signal.SIGTERM)
+    stopped = time.monotonic()
+    exited = await exit_time(a)
+    orphans_at_exit = await presence(b.http, "g2")
+    await asyncio.sleep(TTL + TTL / 3)
+    orphans_later = await presence(b.http, "g2"), await presence(b.http, "g1")
+    stuck.close()
+    await asyncio.gather(*(m.wait_frame(lambda f: False, 0, 2.0) for m in leaving))
+    print(
+        f"FIGURE S2 exit with a stuck client after {exited - stopped:.2f} s "
+        f"(graceful timeout 5 s); presence at exit {orphans_at_exit}"
+    )
+    assert exited - stopped <= 6.0
+    assert {m.close_code for m in leaving} == {1012}
+    assert orphans_at_exit == ["feeder"]
+    assert orphans_later == (["feeder"], [])
+    await feeder.aclose()
