@@ -87,4 +87,13 @@ def create_app(
 
 def app_from_env() -> sockets.SocketRouter:
     """Factory for uvicorn workers: each builds its own app from the AETHER_* environment."""
-    return create_app(Settings())
+    settings = Settings()
+    configure_logging(settings)
+    return create_app(settings)
+
+
+def configure_logging(settings: Settings) -> None:
+    """The ``aether.*`` loggers in uvicorn's style, in the parent and in every worker."""
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(levelname)s:     %(name)s %(message)s"
+    )

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from collections.abc import Sequence
 
 import uvicorn
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
-from .app import create_app
+from .app import configure_logging, create_app
 from .settings import Settings
 
 
@@ -44,15 +44,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = settings_from_args(args)
     except ValidationError as exc:
         for error in exc.errors(include_url=False):
-            print(f"aether-bridge: {error['msg'].removeprefix('Value error, ')}", file=sys.stderr)
+            field = ".".join(str(part) for part in error["loc"])
+            where = f"AETHER_{field.upper()}: " if field else ""
+            message = error["msg"].removeprefix("Value error, ")
+            print(f"aether-bridge: {where}{message}", file=sys.stderr)
+        return 2
+    except SettingsError as exc:
+        print(
+            f"aether-bridge: {exc} (list settings are JSON, e.g. '[\"https://a.example\"]')",
+            file=sys.stderr,
+        )
         return 2
     serve(settings)
     return 0
 
 
 def serve(settings: Settings) -> None:
-    level = settings.log_level.upper()
-    logging.basicConfig(level=level, format="%(levelname)s:     %(name)s %(message)s")
+    configure_logging(settings)
     options = {
         "host": settings.host,
         "port": settings.port,

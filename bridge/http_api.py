@@ -63,8 +63,12 @@ async def presence(group_id: str, request: Request) -> JSONResponse:
 )
 async def post_message(request: Request) -> JSONResponse:
     """Publish as the platform: same model and routing as a socket message."""
+    body = await request.body()
+    limit = request.app.state.settings.max_message_bytes
+    if len(body) > limit:
+        return _problem(413, "message-too-big", f"the body is over {limit} bytes")
     try:
-        message = parse_server_message(await request.body())
+        message = parse_server_message(body)
         await _manager(request).publish(message)
     except MessageRejected as rejected:
         status = 503 if rejected.code == "publish-failed" else 422

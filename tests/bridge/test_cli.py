@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import time
 
 import httpx
 import pytest
@@ -88,3 +90,20 @@ def test_redis_node_names_redis_without_the_password(start_node, redis_url):
 def test_two_workers_share_redis(start_node, redis_url):
     node = start_node("--redis-url", redis_url, "--workers", "2")
     assert httpx.get(f"{node.http}/readyz").status_code == 200
+    deadline = time.monotonic() + 15
+    while node.log.read_text().count(f"using Redis at {redis_url}") < 2:  # one line per worker
+        assert time.monotonic() < deadline, node.log.read_text()
+        time.sleep(0.05)
+
+
+def test_a_bad_setting_names_its_variable():
+    env = {**os.environ, "AETHER_PRESENCE_TTL": "0"}
+    result = subprocess.run(
+        [sys.executable, "-m", "bridge.cli", "serve"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert "AETHER_PRESENCE_TTL: Input should be greater than 0" in result.stderr

@@ -83,3 +83,12 @@ async def test_openapi_documents_the_message_body(http):
     spec = (await http.get("/openapi.json")).json()
     body = spec["paths"]["/v3/messages"]["post"]["requestBody"]
     assert body["content"]["application/json"]["schema"]["title"] == "WS_Message_V3"
+
+
+async def test_publish_over_the_size_limit_gets_413(http):
+    body = '{"msg_type":"msg","target":"broadcast","msg":"' + "x" * 70000 + '"}'
+    response = await http.post(
+        "/v3/messages", content=body, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 413
+    assert response.json()["code"] == "message-too-big"
