@@ -32,6 +32,7 @@ from .routing import ECHO, Channels, Envelope
 log = logging.getLogger("aether.manager")
 
 RETRY_REFRESH = 1.0  # seconds between presence refresh attempts while the store fails
+REJOIN_BATCH = 32  # concurrent presence calls when re-registering after an outage
 
 
 @dataclass(slots=True)
@@ -76,6 +77,7 @@ class ConnectionManager:
         self._subscribing: dict[str, asyncio.Future[None]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._presence_due = asyncio.Event()  # set: refresh presence now, not at the next tick
+        self._refreshed_at = 0.0  # loop time of the last presence refresh that succeeded
 
     # -- lifetime ------------------------------------------------------------------------
 
@@ -291,7 +293,7 @@ class ConnectionManager:
         async for event in self._broker.events():
             if isinstance(event, Discontinuity):
                 self._announce_resync(event.reason)
-                # Redis may have restarted empty: re-register this node's members at once.
+                # Redis may have restarted empty: register this node's members again at once.
                 self._presence_due.set()
                 continue
             self.stats.broker_messages += 1
@@ -331,14 +333,22 @@ class ConnectionManager:
         self._deliver(envelope, self._registry.connections)
 
     async def _keep_presence(self) -> None:
+        loop = asyncio.get_running_loop()
         interval = refresh_interval(self.presence_ttl)
         wait = interval
+        self._refreshed_at = loop.time()
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._presence_due.wait(), wait)
             self._presence_due.clear()
+            started = loop.time()
             try:
+                if started - self._refreshed_at > self.presence_ttl / 2:
+                    # Cut off long enough for our entries to expire: other nodes may have swept
+                    # them and announced a leave, which a silent refresh would never undo.
+                    await self._rejoin()
                 await self._refresh_and_sweep()
+                self._refreshed_at = started
             except BackendUnavailable as exc:
                 if wait == interval:
                     log.warning("presence refresh failed: %s", exc)
@@ -346,6 +356,23 @@ class ConnectionManager:
                 wait = min(interval, RETRY_REFRESH)
             else:
                 wait = interval
+
+    async def _rejoin(self) -> None:
+        """Re-add every local connection; announce a join for each client that was offline.
+
+        `add` tells which clients had no live entry left. Some of those joins may be redundant
+        (Redis restarted rather than swept them); a redundant join is harmless, a missing one
+        leaves every other member believing the client is gone.
+        """
+        conns = [c for c in self._registry.connections if not c.closing]
+        for start in range(0, len(conns), REJOIN_BATCH):
+            batch = conns[start : start + REJOIN_BATCH]
+            online = await asyncio.gather(
+                *(self._presence.add(c.group_id, c.client_id, c.conn_id) for c in batch)
+            )
+            for conn, came_online in zip(batch, online, strict=True):
+                if came_online:
+                    await self._announce(conn.group_id, conn.client_id, "join")
 
     async def _refresh_and_sweep(self) -> None:
         conns = [c for c in self._registry.connections if not c.closing]

@@ -104,6 +104,10 @@ async def time_to_subscriptions(server: RedisServer, channels: list[str], want: 
         await client.aclose()
 
 
+def reasons(members: list[Member]) -> set[str]:
+    return {f["payload"]["reason"] for m in members for _, _, f in m.resyncs()}
+
+
 def resync_times(members: list[Member]) -> dict[str, list[float]]:
     return {m.name: [at for _, at, _ in m.resyncs()] for m in members}
 
@@ -152,6 +156,7 @@ async def test_f1_redis_killed_and_back_in_2s(redis_server, launch: LaunchNode, 
     assert late == {}, f"resync later than 5 s after restart: {late}"
     # Every client on a node whose subscriber reconnected is told, lossy or not.
     assert all(resyncs.values()), "some clients got no resync notice"
+    assert reasons(everyone(members)) == {"broker-restarted"}
     figure("F1 resync after restart, max (s)", max(min(t) for t in resyncs.values()) - restarted)
     # Presence was re-registered on the empty Redis without waiting for a refresh period.
     for group in GROUPS:
@@ -297,6 +302,7 @@ async def test_f4_pubsub_connection_killed(redis_server, launch: LaunchNode, pre
     assert killed_count == 2
     assert missing == [], f"no resync for {missing}"
     delay = max(t - killed for t in first.values() if t is not None)
+    assert reasons(everyone(members)) == {"broker-reconnected"}
     figure("F4 resync after CLIENT KILL, max (s)", delay)
     assert delay <= 5.0
     assert_no_closes(members)
@@ -416,10 +422,25 @@ async def test_f6_blackhole_half_open(redis_server, launch: LaunchNode, prefix):
     late = [m.name for m in a_members if not any(t >= holed for t in resync_times([m])[m.name])]
     assert late == [], f"no resync after the blackhole for {late}"
     assert_delivery(members, publishers, healthy_after=healthy + 1.0)
+    # Others may have swept A's members (and sent their leave) while A was cut off for longer
+    # than the TTL: then A announced their join again, so the event stream ends consistent.
+    assert await presence(b.http, "g1") == sorted(m.name for m in members["g1"])
+    for observer in (m for m in everyone(members) if "-B-" in m.name):
+        last = last_presence_events(observer)
+        assert all(last.get(m.name, "join") == "join" for m in a_members), (observer.name, last)
     await close_all(members)
 
 
 BLACKHOLE = 8.0  # seconds (matrix: 30 s)
+
+
+def last_presence_events(member: Member) -> dict[str, str]:
+    """client_id -> the last presence event (join/leave) ``member`` saw for it."""
+    last = {}
+    for _, f in member.frames:
+        if f.get("msg_type") == "presence" and f.get("target") == "group":
+            last[f["payload"]["client_id"]] = f["payload"]["event"]
+    return last
 
 
 async def subscriber_ids(client, name: str) -> list[str]:

@@ -33,23 +33,36 @@ _PROBE = b"probe "
 _MIN_BACKOFF, _MAX_BACKOFF = 0.05, 0.5  # reconnect delay, doubled per failure, plus jitter
 _POLL = 0.25  # longest wait in get_message, so probe deadlines are checked this often
 
+# Discontinuity reasons (clients see them as the resync notice's payload.reason).
+RECONNECTED = "broker-reconnected"  # the connection was lost; Redis kept its state
+RESTARTED = "broker-restarted"  # Redis restarted: messages and every key (presence) are gone
+
 
 class _Recycle(Exception):
     """The subscriber connection can no longer be trusted (probe lost, command failed)."""
 
 
 def redis_client(
-    url: str, *, timeout: float, pool_size: int | None = None, name: str | None = None
+    url: str,
+    *,
+    timeout: float,
+    pool_size: int | None = None,
+    name: str | None = None,
+    retry: bool = True,
 ) -> aioredis.Redis:
     """A client that fails fast instead of retrying silently: faults are ours to handle.
 
     With ``pool_size`` the pool blocks up to ``timeout`` for a free connection, where
     redis-py's default pool raises at its 100th concurrent call (a burst of connects).
+    ``retry=False`` also stops redis-py's reconnect-on-error, which on a PubSub resubscribes
+    behind our back: messages published meanwhile would be lost without a trace.
     """
+    # Zero retries, but the failure hook still disconnects a connection that failed.
+    policy = Retry(NoBackoff(), 0) if retry else Retry(NoBackoff(), 0, supported_errors=())
     options: dict[str, Any] = {
         "socket_timeout": timeout,
         "socket_connect_timeout": timeout,
-        "retry": Retry(NoBackoff(), 0),
+        "retry": policy,
         "health_check_interval": 0,
         "client_name": name,
     }
@@ -205,19 +218,20 @@ class RedisBroker:
 
     async def events(self) -> AsyncIterator[BrokerEvent]:
         backoff = _MIN_BACKOFF
-        connected_before = False
+        run_id: str | None = None  # Redis' own id: it changes when the server restarts
         while not self._closed:
             try:
-                client, pubsub, early = await self._connect()
+                client, pubsub, early, server = await self._connect()
             except _REDIS_ERRORS as exc:
                 log.warning("Redis subscriber cannot connect: %r", exc)
             else:
                 backoff = _MIN_BACKOFF
-                if connected_before:
+                if run_id is not None:
                     self.reconnects += 1
-                    log.warning("Redis subscriber reconnected; announcing a discontinuity")
-                    yield Discontinuity("broker-reconnected")
-                connected_before = True
+                    reason = RECONNECTED if server == run_id else RESTARTED
+                    log.warning("Redis subscriber back (%s); announcing a discontinuity", reason)
+                    yield Discontinuity(reason)
+                run_id = server
                 try:
                     for message in early:
                         yield message
@@ -230,14 +244,21 @@ class RedisBroker:
             await asyncio.sleep(backoff * (1 + random.random()))
             backoff = min(backoff * 2, _MAX_BACKOFF)
 
-    async def _connect(self) -> tuple[aioredis.Redis, PubSub, list[BrokerMessage]]:
-        """Subscribe every channel held on a new connection; return what arrived meanwhile."""
+    async def _connect(self) -> tuple[aioredis.Redis, PubSub, list[BrokerMessage], str]:
+        """Subscribe every channel held on a new connection.
+
+        Returns the client and its PubSub, messages that arrived while subscribing, and the
+        server's run_id (a restarted Redis has lost every key, presence included).
+        """
         # A client per connection: dropping it closes the socket whatever state it is in.
-        client = redis_client(self._url, timeout=self._timeout, name=f"{self._node_channel}:sub")
+        client = redis_client(
+            self._url, timeout=self._timeout, name=f"{self._node_channel}:sub", retry=False
+        )
         pubsub = client.pubsub()
         channels = [self._node_channel, *self._channels]
         try:
             async with asyncio.timeout(2 * self._timeout):
+                run_id = str((await self._publisher.info("server"))["run_id"])
                 await pubsub.subscribe(*channels)
                 early = await self._confirm(pubsub, len(channels))
         except BaseException:
@@ -249,7 +270,7 @@ class RedisBroker:
         # A channel whose last member left while this connection was being made.
         if stale := set(channels[1:]) - self._channels:
             await self._unsubscribe_stale(pubsub, stale)
-        return client, pubsub, early
+        return client, pubsub, early, run_id
 
     async def _unsubscribe_stale(self, pubsub: PubSub, channels: set[str]) -> None:
         try:
