@@ -12,9 +12,11 @@ from translators import IdStore, V2Dialect, open_id_mapper
 from v3_core import Channels, ConnectionManager, QueueLimits
 from v3_core.backends import MemoryHub, open_backends
 
-from . import http_api, sockets
+from . import admin_api, http_api, sockets
 from .metrics import metrics_registry
 from .settings import Settings
+from .v2_node import V2Control
+from .v2_store import V2Store, open_v2_store
 
 log = logging.getLogger("aether.bridge")
 
@@ -26,10 +28,12 @@ def create_app(
     *,
     hub: MemoryHub | None = None,
     id_store: IdStore | None = None,
+    v2_store: V2Store | None = None,
 ) -> sockets.SocketRouter:
     """The ASGI app of one node: raw WebSocket endpoints in front of the FastAPI HTTP app.
 
-    ``hub`` and ``id_store`` let in-process test nodes share the embedded backends.
+    ``hub``, ``id_store`` and ``v2_store`` let in-process test nodes share the embedded
+    backends (nodes sharing a ``hub`` share its V2 store unless ``v2_store`` is given).
     """
     settings = settings or Settings()
 
@@ -67,12 +71,18 @@ def create_app(
                 redis_timeout=settings.redis_timeout,
                 store=id_store,
             ) as id_mapper,
+            V2Control(
+                v2_store or _v2_store(settings, hub),
+                refresh_interval=settings.v2_refresh_interval,
+                flush_interval=settings.v2_usage_interval,
+            ) as v2_control,
         ):
             app.state.settings = settings
             app.state.manager = manager
             app.state.id_mapper = id_mapper
             app.state.v2 = V2Dialect(id_mapper, allow_broadcast=settings.client_broadcast)
-            app.state.metrics = metrics_registry(manager)
+            app.state.v2_control = v2_control
+            app.state.metrics = metrics_registry(manager, v2_control)
             try:
                 await backends.broker.wait_ready(READY_WAIT)
             except TimeoutError:
@@ -82,7 +92,18 @@ def create_app(
 
     app = FastAPI(title="Aether WebSocket bridge", version="0.1.0", lifespan=lifespan)
     app.include_router(http_api.router)
+    app.include_router(admin_api.router)
     return sockets.SocketRouter(app)
+
+
+def _v2_store(settings: Settings, hub: MemoryHub | None) -> V2Store:
+    return open_v2_store(
+        settings.redis_url,
+        prefix=settings.channel_prefix,
+        timeout=settings.redis_timeout,
+        usage_ttl=settings.v2_usage_ttl,
+        hub=hub,
+    )
 
 
 def app_from_env() -> sockets.SocketRouter:

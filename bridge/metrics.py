@@ -10,6 +10,9 @@ from prometheus_client.registry import Collector
 
 from v3_core import ConnectionManager
 
+from .v2_node import V2Control
+from .v2_policy import GLOBAL, MODES
+
 _COUNTERS = {
     "connections_opened": "WebSocket connections accepted",
     "connections_rejected": "WebSocket connections refused because a backend was down",
@@ -43,10 +46,45 @@ class ManagerCollector(Collector):
         )
 
 
-def metrics_registry(manager: ConnectionManager) -> CollectorRegistry:
+class V2Collector(Collector):
+    """Legacy V2 use on this node, and the V2 mode this node applies (contract section 7)."""
+
+    def __init__(self, v2: V2Control) -> None:
+        self._v2 = v2
+
+    def collect(self) -> Iterator[Metric]:
+        v2, stats = self._v2, self._v2.stats
+        yield GaugeMetricFamily(
+            "aether_v2_connections", "open legacy V2 connections", value=v2.connections
+        )
+        for name, value, help_text in (
+            ("connections_opened", stats.opened, "legacy V2 connections accepted"),
+            ("refused", stats.refused, "legacy V2 connections refused: V2 closed for the group"),
+            ("warned", stats.warned, "legacy V2 connections sent a deprecation notice"),
+            ("messages", v2.messages_total, "frames received from legacy V2 connections"),
+        ):
+            yield CounterMetricFamily(f"aether_v2_{name}", help_text, value=value)
+        yield self._modes()
+
+    def _modes(self) -> Metric:
+        # A state set: 1 for the mode in force, 0 for the others; group "*" is the global mode.
+        family = GaugeMetricFamily(
+            "aether_v2_mode", "V2 mode in force per scope", labels=["group", "mode"]
+        )
+        policy = self._v2.policy
+        scopes = {GLOBAL: policy.global_mode, **policy.groups}
+        for scope, current in scopes.items():
+            for mode in MODES:
+                family.add_metric([scope, mode], int(mode == current))
+        return family
+
+
+def metrics_registry(manager: ConnectionManager, v2: V2Control | None = None) -> CollectorRegistry:
     """One registry per app: no process globals, so several apps can live in one test."""
     registry = CollectorRegistry()
     registry.register(ManagerCollector(manager))
+    if v2 is not None:
+        registry.register(V2Collector(v2))
     return registry
 
 

@@ -40,6 +40,10 @@ class Settings(BaseSettings):
     id_lookup_timeout: float = Field(2.0, gt=0)
     id_lookup_token: str | None = None
 
+    v2_refresh_interval: float = Field(1.0, gt=0)
+    v2_usage_interval: float = Field(5.0, gt=0)
+    v2_usage_ttl: float = Field(30 * 86400.0, gt=0)
+
     @model_validator(mode="after")
     def _workers_need_redis(self) -> Settings:
         if self.workers > 1 and not self.redis_url:

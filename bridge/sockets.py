@@ -10,14 +10,18 @@ Dialect that parses and renders their frames.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 from translators import IdMapper
 from v3_core import (
     BackendUnavailable,
     CloseCode,
+    Connection,
     ConnectionManager,
     ConnectionRejected,
     Dialect,
@@ -61,6 +65,9 @@ async def handle_socket(
             options = await v3_options(state, group_id, client_id)
         else:
             options = await legacy_options(state, group_id, client_id)
+            # V2 phase-out (bridge/v2_node.py): refuse, or greet with a deprecation notice.
+            options["greeting"] = state.v2_control.admit(options["group_id"], options["client_id"])
+            options["track"] = state.v2_control.track
     except ConnectionRejected as rejection:
         await reject(send, rejection, accepted=False)
         return
@@ -140,7 +147,10 @@ async def serve_socket(
     dialect: Dialect,
     group_legacy: str = "",
     client_legacy: str = "",
+    greeting: str | None = None,
+    track: Callable[[Connection], AbstractContextManager[None]] | None = None,
 ) -> None:
+    """Register, accept, send ``greeting`` if any, then loop over frames (inside ``track``)."""
     sender = AsgiSender(receive, send)
     try:
         async with manager.connect(
@@ -153,16 +163,23 @@ async def serve_socket(
         ) as conn:
             await send({"type": "websocket.accept"})
             conn.start_writer()
-            while True:
-                event = await receive()
-                if event["type"] != "websocket.receive":
-                    break
-                text = event.get("text")
-                if text is None:
-                    text = _binary_as_text(event.get("bytes") or b"")
-                await manager.receive(conn, text)
+            if greeting is not None:
+                conn.enqueue(greeting)
+            with track(conn) if track is not None else contextlib.nullcontext():
+                await _receive_loop(manager, conn, receive)
     except ConnectionRejected as rejection:
         await reject(send, rejection, accepted=False)
+
+
+async def _receive_loop(manager: ConnectionManager, conn: Connection, receive: Receive) -> None:
+    while True:
+        event = await receive()
+        if event["type"] != "websocket.receive":
+            return
+        text = event.get("text")
+        if text is None:
+            text = _binary_as_text(event.get("bytes") or b"")
+        await manager.receive(conn, text)
 
 
 def _binary_as_text(data: bytes) -> str:

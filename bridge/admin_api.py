@@ -1,0 +1,108 @@
+"""The V2 phase-out over HTTP: read and change the V2 mode, and see who still uses V2.
+
+Like the rest of the HTTP API it has no authentication: keep it off the public internet.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from translators import IdMapper
+from v3_core import (
+    BackendUnavailable,
+    CloseCode,
+    ConnectionRejected,
+    is_legacy_int,
+    is_vision_id,
+)
+
+from .v2_node import V2Control
+from .v2_policy import Mode
+from .v2_usage import usage_json
+
+router = APIRouter(prefix="/v2", tags=["V2 phase-out"])
+
+
+class ModeChange(BaseModel):
+    """``PUT /v2/mode``: ``mode`` null removes the entry (a group falls back to the global
+    mode, the global mode to ``open``); without ``group_id`` it sets the global mode."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    mode: Mode | None
+    group_id: str | int | None = None
+
+
+def _v2(request: Request) -> V2Control:
+    v2: V2Control = request.app.state.v2_control
+    return v2
+
+
+@router.get("/mode")
+async def get_mode(request: Request) -> JSONResponse:
+    """The policy this node applies (refreshed from the store every second or so)."""
+    return JSONResponse(_v2(request).policy.as_json())
+
+
+@router.put(
+    "/mode",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": ModeChange.model_json_schema()}},
+        }
+    },
+)
+async def put_mode(request: Request) -> JSONResponse:
+    try:
+        change = ModeChange.model_validate_json(await request.body())
+    except ValidationError as exc:
+        return _problem(422, "invalid-body", _reasons(exc))
+    try:
+        group_id = await _group_vision_id(request.app.state.id_mapper, change.group_id)
+        policy = await _v2(request).set_mode(group_id, change.mode)
+    except ConnectionRejected as exc:
+        status, code = (
+            (422, "invalid-id")
+            if exc.close_code == CloseCode.POLICY_VIOLATION
+            else (503, "backend-unavailable")
+        )
+        return _problem(status, code, exc.reason)
+    except BackendUnavailable as exc:
+        return _problem(503, "backend-unavailable", str(exc))
+    return JSONResponse(policy.as_json())
+
+
+@router.get("/usage")
+async def get_usage(request: Request) -> JSONResponse:
+    """Legacy groups and clients seen by any node, with message counts and last seen."""
+    try:
+        groups = await _v2(request).usage()
+    except BackendUnavailable as exc:
+        return _problem(503, "backend-unavailable", str(exc))
+    return JSONResponse(usage_json(groups))
+
+
+async def _group_vision_id(mapper: IdMapper, raw: str | int | None) -> str | None:
+    """A group given as a Vision ID or a legacy integer, as the Vision ID the policy keys on."""
+    if raw is None:
+        return None
+    text = str(raw)
+    if not (is_vision_id(text) or is_legacy_int(text)):
+        raise ConnectionRejected(
+            CloseCode.POLICY_VIOLATION, f"group_id {text[:40]!r} is not a Vision ID or an integer"
+        )
+    return (await mapper.resolve("group", text)).vision_id
+
+
+def _reasons(exc: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in error['loc']) or 'body'}: {error['msg']}"
+        for error in exc.errors(include_url=False)
+    )
+
+
+def _problem(status: int, code: str, detail: str) -> JSONResponse:
+    return JSONResponse({"detail": detail, "code": code}, status_code=status)
