@@ -33,6 +33,7 @@ log = logging.getLogger("aether.manager")
 
 RETRY_REFRESH = 1.0  # seconds between presence refresh attempts while the store fails
 REJOIN_BATCH = 32  # concurrent presence calls when re-registering after an outage
+SHUTDOWN_LEAVE_TIMEOUT = 3.0  # seconds the connections left at shutdown get to leave presence
 
 
 @dataclass(slots=True)
@@ -100,10 +101,19 @@ class ConnectionManager:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        # Connections still open at shutdown leave presence now, not after the TTL.
-        for conn in self._registry.connections:
-            await conn.aclose()
-            await self._leave(conn)
+        # Connections still open at shutdown leave presence now, not after the TTL; all at
+        # once and bounded, so an unreachable Redis cannot hold the exit (entries expire).
+        conns = self._registry.connections
+        if conns:
+            leaving = asyncio.gather(*(self._close_and_leave(c) for c in conns))
+            try:
+                await asyncio.wait_for(leaving, SHUTDOWN_LEAVE_TIMEOUT)
+            except TimeoutError:
+                log.warning("%d connections left without a clean presence removal", len(conns))
+
+    async def _close_and_leave(self, conn: Connection) -> None:
+        await conn.aclose()
+        await self._leave(conn)
 
     @property
     def ready(self) -> bool:
