@@ -7,6 +7,7 @@ one fault, and checks the row's pass figure with the exact checker in traffic.py
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 
 import httpx
 import pytest
+import websockets
 
 from v3_core.routing import Envelope
 
@@ -176,7 +178,9 @@ async def test_f2_redis_down_10s(redis_server, launch: LaunchNode, prefix):
         await asyncio.sleep(3)
         redis_server.kill()
         killed = time.monotonic()
-        await asyncio.sleep(6)
+        await asyncio.sleep(1)
+        refused = await refused_with(b.ws, "g1", "latecomer")
+        await asyncio.sleep(max(0.0, killed + 6 - time.monotonic()))
         await redis_server.start()
         restarted = time.monotonic()
         resubscribed = await time_to_subscriptions(redis_server, channels, want=2)
@@ -200,12 +204,22 @@ async def test_f2_redis_down_10s(redis_server, launch: LaunchNode, prefix):
         "F2 /readyz 503 after kill, max (s)", max((t or 1e9) - killed for t in degraded.values())
     )
     figure("F2 subscriptions restored after restart (s)", resubscribed)
+    figure("F2 close code for a client connecting during the outage", str(refused))
     assert error_delay <= 5.0
+    assert refused == 1013, "a client connecting while Redis is down must be told to retry"
     assert all(t is not None and t - killed <= 5.0 for t in degraded.values()), degraded
     assert resubscribed <= 5.0
     # Every message not refused reached everyone or sits in an announced gap (no silent drop).
     assert_delivery(members, publishers, healthy_after=healthy + 1.0)
     await close_all(members)
+
+
+async def refused_with(base: str, group: str, client: str) -> int | None:
+    """The close code a new client gets (None if it was accepted and left open)."""
+    async with websockets.connect(f"{base}/v3/ws/group/{group}/client/{client}") as ws:
+        with contextlib.suppress(websockets.ConnectionClosed):
+            await asyncio.wait_for(ws.recv(), 5)
+        return ws.close_code
 
 
 async def test_f3_redis_frozen(redis_server, launch: LaunchNode, prefix):
