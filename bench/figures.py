@@ -82,10 +82,12 @@ class Table:
         steps: dict[tuple[str, str, str], list[Figures]] = defaultdict(list)
         self.labels: dict[str, str] = {}
         self.errors: list[str] = []
+        self.notes: list[str] = []
         self.runs: dict[tuple[str, str], int] = defaultdict(int)
         for result in results:
             self.labels[result.system] = result.label
             self.runs[(result.scenario, result.system)] += 1
+            self.notes.extend(f"{result.scenario} / {result.system}: {n}" for n in result.notes)
             if result.error:
                 self.errors.append(f"{result.scenario} / {result.system}: {result.error}")
                 continue

@@ -148,7 +148,9 @@ def _steps_section(table: Table, scenario: Scenario, systems: Sequence[str]) -> 
 def _legacy_section(table: Table, scenario: Scenario) -> list[str]:
     rows = []
     for step in scenario.steps:
-        v3 = table.step("fanout", "project", step.name)
+        v3 = table.step(scenario.name, "project", step.name) or table.step(
+            "fanout", "project", step.name
+        )
         v2 = table.step(scenario.name, "project-v2", step.name)
         if v2 is None:
             continue
@@ -300,7 +302,7 @@ def render(
     lines.insert(3, f"- project code: {project}")
     for scenario in scenarios.values():
         if scenario.name == "legacy":
-            lines += _steps_section(table, scenario, ("project-v2",))
+            lines += _steps_section(table, scenario, scenario.systems)
             lines += _legacy_section(table, scenario)
         elif scenario.name == "noisy":
             lines += _noisy_section(table, scenario)
@@ -316,6 +318,13 @@ def render(
             f"### Profile: {result.label}, {result.scenario}, node 0",
             "",
             result.profile or "",
+        ]
+    if table.notes:
+        lines += [
+            "",
+            "### Notes from the logs",
+            "",
+            *(f"- {n}" for n in dict.fromkeys(table.notes)),
         ]
     if table.errors:
         lines += ["", "### Errors", "", *(f"- {e}" for e in table.errors)]

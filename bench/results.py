@@ -104,6 +104,7 @@ class SessionResult:
     lost: int = 0
     error: str | None = None
     profile: str | None = None
+    notes: list[str] = field(default_factory=list)
 
     @property
     def rss_kib_per_connection(self) -> float:

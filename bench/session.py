@@ -97,6 +97,7 @@ def run_session(system: System, scenario: Scenario, env: Env) -> SessionResult:
     result = SessionResult(system.name, system.label, scenario.name, nodes, len(conns))
     cluster: Cluster | None = None
     workers: list[tuple[BaseProcess, Connection]] = []
+    redis_log_start = _size(env.redis.log)
     try:
         cluster = Cluster(system, nodes, env)
         workers = _spawn_workers(system, scenario, conns, cluster.ports, env.workers)
@@ -108,8 +109,42 @@ def run_session(system: System, scenario: Scenario, env: Env) -> SessionResult:
         _finish_workers(workers)
         if cluster is not None:
             cluster.stop()
+            result.notes += _log_notes(cluster.children)
         procs.redis_command(env.redis.port, "FLUSHALL")
+        result.notes += _redis_notes(env.redis.log, redis_log_start)
     return result
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _redis_notes(log: Path, start: int) -> list[str]:
+    """Redis drops a subscriber that falls too far behind; say so, it explains lost messages."""
+    with log.open("rb") as f:
+        f.seek(start)
+        text = f.read().decode(errors="replace")
+    dropped = text.count("overcoming of output buffer limits")
+    if not dropped:
+        return []
+    return [f"Redis closed {dropped} client(s) over its output buffer limit (a slow subscriber)"]
+
+
+def _log_notes(children: Sequence[procs.Child]) -> list[str]:
+    """The first error line each server logged, if any."""
+    notes = []
+    for child in children:
+        try:
+            lines = child.log.read_text(errors="replace").splitlines()
+        except OSError:
+            continue
+        bad = [line for line in lines if "ERROR" in line or "Traceback" in line]
+        if bad:
+            notes.append(f"{child.name} logged {len(bad)} error line(s), first: {bad[0][:200]}")
+    return notes
 
 
 def _spawn_workers(
