@@ -106,6 +106,12 @@ async def time_to_subscriptions(server: RedisServer, channels: list[str], want: 
         await client.aclose()
 
 
+def errors_after(publishers: dict[str, list[Publisher]], t: float) -> list[str]:
+    """Publishes refused although every node was ready again."""
+    outcomes = ((p.name, o) for group in publishers.values() for p in group for o in p.outcomes)
+    return [f"{name}#{o.seq}" for name, o in outcomes if o.kind == "error" and o.sent >= t]
+
+
 def reasons(members: list[Member]) -> set[str]:
     return {f["payload"]["reason"] for m in members for _, _, f in m.resyncs()}
 
@@ -159,6 +165,9 @@ async def test_f1_redis_killed_and_back_in_2s(redis_server, launch: LaunchNode, 
     # Every client on a node whose subscriber reconnected is told, lossy or not.
     assert all(resyncs.values()), "some clients got no resync notice"
     assert reasons(everyone(members)) == {"broker-restarted"}
+    # One notice per restart: no stale pooled connection fails afterwards and recycles again.
+    assert {len(t) for t in resyncs.values()} == {1}, resyncs
+    assert errors_after(publishers, healthy) == []
     figure("F1 resync after restart, max (s)", max(min(t) for t in resyncs.values()) - restarted)
     # Presence was re-registered on the empty Redis without waiting for a refresh period.
     for group in GROUPS:
@@ -211,6 +220,7 @@ async def test_f2_redis_down_10s(redis_server, launch: LaunchNode, prefix):
     assert resubscribed <= 5.0
     # Every message not refused reached everyone or sits in an announced gap (no silent drop).
     assert_delivery(members, publishers, healthy_after=healthy + 1.0)
+    assert errors_after(publishers, healthy) == []
     await close_all(members)
 
 

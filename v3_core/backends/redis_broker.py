@@ -21,6 +21,7 @@ import redis.exceptions
 from redis.asyncio.client import PubSub
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.maint_notifications import MaintNotificationsConfig
 
 from v3_core.errors import BackendUnavailable
 
@@ -65,6 +66,9 @@ def redis_client(
         "retry": policy,
         "health_check_interval": 0,
         "client_name": name,
+        # Left on ("auto"), the pool skips its check for connections the server closed, so
+        # after a Redis restart the first command on every pooled connection fails once.
+        "maint_notifications_config": MaintNotificationsConfig(enabled=False),
     }
     if pool_size is None:
         return aioredis.Redis.from_url(url, **options)
