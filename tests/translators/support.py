@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from v3_core.connection import Connection, QueueLimits, V3Dialect
+from v3_core.connection import Connection, Outgoing, QueueLimits, V3Dialect
 from v3_core.ids import new_conn_id
 
 
@@ -12,6 +12,10 @@ class RecordingSender:
     def __init__(self) -> None:
         self.sent: list[str] = []
         self.closed: tuple[int, str] | None = None
+
+    def write_now(self, message: Outgoing) -> bool:
+        self.sent.append(message.text)
+        return True
 
     async def send_text(self, text: str) -> None:
         self.sent.append(text)
