@@ -56,6 +56,7 @@ class V2Control:
         self._open: dict[Connection, int] = {}  # legacy connection -> messages_in at last flush
         self._pending: UsageDelta = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self._stop = asyncio.Event()
         self._refresh_failing = False
 
     async def __aenter__(self) -> V2Control:
@@ -74,11 +75,10 @@ class V2Control:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        # Stopped, not cancelled: redis-py can turn a cancellation inside a call into an error,
+        # which the loop would log and carry on from. Each round is bounded by the store timeout.
+        self._stop.set()
+        await asyncio.gather(*self._tasks)
         await self.flush()
         await self.store.aclose()
 
@@ -174,7 +174,9 @@ class V2Control:
 
     async def _every(self, interval: float, action: Callable[[], Awaitable[None]]) -> None:
         while True:
-            await asyncio.sleep(interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), interval)
+                return
             try:
                 await action()
             except Exception:  # a bug here must not stop the policy from refreshing

@@ -1,0 +1,92 @@
+"""V2Store conformance: the same behaviour in memory and in Redis."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import redis
+
+from bridge.v2_policy import GLOBAL
+from bridge.v2_store import MemoryV2Store, RedisV2Store, V2Store
+from bridge.v2_usage import ClientDelta
+from v3_core import BackendUnavailable
+
+from ..helpers import free_port
+
+
+@pytest.fixture
+async def store(backend_url, prefix):
+    made: V2Store = (
+        MemoryV2Store() if backend_url is None else RedisV2Store(backend_url, prefix=prefix)
+    )
+    yield made
+    await made.aclose()
+
+
+async def test_empty_store_is_open_everywhere(store):
+    policy = await store.policy()
+    assert policy.as_json() == {"global": "open", "groups": {}}
+
+
+async def test_set_and_clear_modes(store):
+    await store.set_mode(GLOBAL, "warn")
+    await store.set_mode("grp_a", "closed")
+    assert (await store.policy()).as_json() == {"global": "warn", "groups": {"grp_a": "closed"}}
+    await store.set_mode("grp_a", None)
+    await store.set_mode(GLOBAL, None)
+    assert (await store.policy()).as_json() == {"global": "open", "groups": {}}
+
+
+async def test_usage_adds_up_flushes_from_several_nodes(store):
+    now = time.time()
+    await store.record({("grp_a", "dev_1"): ClientDelta("3", "17", 2, 1, now - 5)})
+    await store.record({("grp_a", "dev_1"): ClientDelta("", "", 3, 1, now - 10)})
+    await store.record({("grp_a", "dev_2"): ClientDelta("3", "", 0, 1, now)})
+    [group] = await store.usage()
+    assert (group.group_id, group.group_legacy) == ("grp_a", "3")
+    clients = {c.client_id: c for c in group.clients}
+    one = clients["dev_1"]
+    assert (one.client_legacy, one.messages, one.connects) == ("17", 5, 2)
+    assert one.last_seen == pytest.approx(now - 5, abs=0.01)
+    assert (clients["dev_2"].messages, clients["dev_2"].connects) == (0, 1)
+
+
+async def test_usage_past_the_ttl_is_forgotten(backend_url, prefix):
+    store: V2Store = (
+        MemoryV2Store(usage_ttl=60)
+        if backend_url is None
+        else RedisV2Store(backend_url, prefix=prefix, usage_ttl=60)
+    )
+    try:
+        await store.record({("grp_old", "dev_1"): ClientDelta("", "", 1, 1, time.time() - 120)})
+        await store.record({("grp_new", "dev_1"): ClientDelta("", "", 1, 1, time.time())})
+        assert [g.group_id for g in await store.usage()] == ["grp_new"]
+    finally:
+        await store.aclose()
+
+
+async def test_redis_keys_stay_under_the_prefix(redis_url, prefix):
+    store = RedisV2Store(redis_url, prefix=prefix)
+    try:
+        await store.set_mode(GLOBAL, "warn")
+        await store.record({("grp_a", "dev_1"): ClientDelta("", "", 1, 1, time.time())})
+    finally:
+        await store.aclose()
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        keys = sorted(client.scan_iter(f"{prefix}*"))
+        assert keys == [f"{prefix}v2:{k}" for k in ("g:grp_a", "groups", "mode", "s:grp_a")]
+        assert 0 < client.ttl(f"{prefix}v2:g:grp_a") <= 30 * 86400
+        assert client.ttl(f"{prefix}v2:mode") == -1
+    finally:
+        client.close()
+
+
+async def test_redis_store_down_raises_backend_unavailable(prefix):
+    store = RedisV2Store(f"redis://127.0.0.1:{free_port()}", prefix=prefix, timeout=0.5)
+    try:
+        with pytest.raises(BackendUnavailable):
+            await store.policy()
+    finally:
+        await store.aclose()
