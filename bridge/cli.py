@@ -1,4 +1,7 @@
-"""``aether-bridge serve``: flags (or AETHER_* variables) -> Settings -> uvicorn."""
+"""``aether-bridge serve``: flags (or AETHER_* variables) -> Settings -> uvicorn.
+
+``aether-bridge v2 ...`` (the V2 phase-out controls) lives in v2_cli.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ import uvicorn
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
+from . import v2_cli
 from .app import configure_logging, create_app
 from .settings import Settings
 
@@ -28,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--workers", type=int, help="worker processes (AETHER_WORKERS; needs Redis)")
     serve.add_argument("--log-level", help="debug, info, warning... (AETHER_LOG_LEVEL)")
+    v2_cli.add_parser(commands)
     return parser
 
 
@@ -40,6 +45,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "v2":
+        return v2_cli.run(args)
     try:
         settings = settings_from_args(args)
     except ValidationError as exc:
