@@ -134,7 +134,7 @@ async def test_f1_redis_killed_and_back_in_2s(redis_server, launch: LaunchNode, 
     channels = [f"{prefix}g:{g}" for g in GROUPS]
     async with ReadyWatch({"A": a.http, "B": b.http}) as watch:
         start = time.monotonic()
-        traffic = asyncio.create_task(run_publishers(publishers, start + 12))
+        traffic = asyncio.create_task(run_publishers(publishers, start + 10))
         await asyncio.sleep(3)
         redis_server.kill()
         killed = time.monotonic()
@@ -243,7 +243,7 @@ async def test_f3_redis_frozen(redis_server, launch: LaunchNode, prefix):
     beater = await Member.open(a.ws, "probe", "beater")
     async with ReadyWatch({"A": a.http, "B": b.http}) as watch:
         start = time.monotonic()
-        traffic = asyncio.create_task(run_publishers(publishers, start + 13))
+        traffic = asyncio.create_task(run_publishers(publishers, start + 11))
         await asyncio.sleep(2)
         redis_server.freeze()
         frozen = time.monotonic()
@@ -259,6 +259,7 @@ async def test_f3_redis_frozen(redis_server, launch: LaunchNode, prefix):
     assert recovered is not None
     figure("F3 frozen for (s)", thawed - frozen)
     figure("F3 local echo p99 during freeze (ms)", 1000 * percentile(echo_rtts, 0.99))
+    figure("F3 echo samples", len(echo_rtts))
     figure("F3 heartbeat answer during freeze, max (s)", max(d for d, _ in beat_delays))
     figure("F3 ready after thaw (s)", recovered - thawed)
     assert percentile(echo_rtts, 0.99) <= 0.100
@@ -274,7 +275,7 @@ async def test_f3_redis_frozen(redis_server, launch: LaunchNode, prefix):
 
 
 async def echo_rtts_for(member: Member, duration: float) -> list[float]:
-    """Round trips of echo messages (no Redis involved) sent every 50 ms for ``duration``."""
+    """Round trips of echo messages (no Redis involved) sent every 20 ms for ``duration``."""
     rtts, end, n = [], time.monotonic() + duration, 0
     while time.monotonic() < end:
         n += 1
@@ -283,7 +284,7 @@ async def echo_rtts_for(member: Member, duration: float) -> list[float]:
         found = await member.wait_frame(lambda f, n=n: f.get("msg") == f"e{n}", start, 2.0)
         assert found is not None, "echo lost"
         rtts.append(time.monotonic() - sent)
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.02)
     return rtts
 
 
@@ -313,8 +314,8 @@ async def test_f4_pubsub_connection_killed(redis_server, launch: LaunchNode, pre
     members, publishers = await open_members({"A": a.ws, "B": b.ws})
     client = redis_server.client()
     start = time.monotonic()
-    traffic = asyncio.create_task(run_publishers(publishers, start + 8))
-    await asyncio.sleep(3)
+    traffic = asyncio.create_task(run_publishers(publishers, start + 6))
+    await asyncio.sleep(2)
     killed_count = await client.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
     killed = time.monotonic()
     await traffic
@@ -422,7 +423,7 @@ async def test_f6_blackhole_half_open(redis_server, launch: LaunchNode, prefix):
         before = await subscriber_ids(client, subscriber)
         async with ReadyWatch({"A": a.http, "B": b.http}) as watch:
             start = time.monotonic()
-            traffic = asyncio.create_task(run_publishers(publishers, start + 16))
+            traffic = asyncio.create_task(run_publishers(publishers, start + 13))
             await asyncio.sleep(3)
             proxy.blackhole(True)
             holed = time.monotonic()
@@ -455,7 +456,7 @@ async def test_f6_blackhole_half_open(redis_server, launch: LaunchNode, prefix):
     await close_all(members)
 
 
-BLACKHOLE = 8.0  # seconds (matrix: 30 s)
+BLACKHOLE = 6.0  # seconds (matrix: 30 s); still twice the TTL, so others sweep A's members
 
 
 def last_presence_events(member: Member) -> dict[str, str]:
