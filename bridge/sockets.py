@@ -162,9 +162,10 @@ async def serve_socket(
             client_legacy=client_legacy,
         ) as conn:
             await send({"type": "websocket.accept"})
-            conn.start_writer()
             if greeting is not None:
-                conn.enqueue(greeting)
+                # Before the writer starts, so it is the first frame, ahead of queued events.
+                await send({"type": "websocket.send", "text": greeting})
+            conn.start_writer()
             with track(conn) if track is not None else contextlib.nullcontext():
                 await _receive_loop(manager, conn, receive)
     except ConnectionRejected as rejection:

@@ -6,7 +6,16 @@ import httpx
 import pytest
 import websockets
 
-from ..helpers import MS, assert_silent, connect, eventually, recv_msg, send_json, v3
+from ..helpers import (
+    MS,
+    assert_silent,
+    connect,
+    eventually,
+    recv_json,
+    recv_msg,
+    send_json,
+    v3,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -87,7 +96,7 @@ async def test_warn_sends_a_notice_then_normal_traffic(two_nodes):
     await node_applies(b, {"global": "warn", "groups": {}})
     ws = await legacy(b.ws, "grp_a", "dev_1")
     async with ws:
-        notice = await recv_msg(ws)
+        notice = await recv_json(ws)  # the first frame, ahead of presence events
         assert notice == {
             "type": "cmd",
             "target": "echo",
