@@ -33,7 +33,7 @@ def create_app(
     """The ASGI app of one node: raw WebSocket endpoints in front of the FastAPI HTTP app.
 
     ``hub``, ``id_store`` and ``v2_store`` let in-process test nodes share the embedded
-    backends (nodes sharing a ``hub`` share its V2 store unless ``v2_store`` is given).
+    backends, as nodes share one Redis.
     """
     settings = settings or Settings()
 
@@ -72,7 +72,7 @@ def create_app(
                 store=id_store,
             ) as id_mapper,
             V2Control(
-                v2_store or _v2_store(settings, hub),
+                v2_store or _v2_store(settings),
                 refresh_interval=settings.v2_refresh_interval,
                 flush_interval=settings.v2_usage_interval,
             ) as v2_control,
@@ -96,13 +96,12 @@ def create_app(
     return sockets.SocketRouter(app)
 
 
-def _v2_store(settings: Settings, hub: MemoryHub | None) -> V2Store:
+def _v2_store(settings: Settings) -> V2Store:
     return open_v2_store(
         settings.redis_url,
         prefix=settings.channel_prefix,
         timeout=settings.redis_timeout,
         usage_ttl=settings.v2_usage_ttl,
-        hub=hub,
     )
 
 

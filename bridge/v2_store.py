@@ -12,14 +12,12 @@ Usage keys expire ``usage_ttl`` after their last write; the mode hash never expi
 from __future__ import annotations
 
 import time
-import weakref
 from collections.abc import Callable
 from typing import Any, Protocol
 
 import redis.asyncio as aioredis
 import redis.exceptions
 
-from v3_core.backends import MemoryHub
 from v3_core.backends.redis_broker import redis_client
 from v3_core.errors import BackendUnavailable
 
@@ -87,17 +85,6 @@ class MemoryV2Store:
 
     async def aclose(self) -> None:
         return None
-
-
-_shared: weakref.WeakKeyDictionary[MemoryHub, MemoryV2Store] = weakref.WeakKeyDictionary()
-
-
-def shared_memory_store(hub: MemoryHub) -> MemoryV2Store:
-    """The one MemoryV2Store of the in-process nodes sharing ``hub`` (the embedded "Redis")."""
-    store = _shared.get(hub)
-    if store is None:
-        store = _shared[hub] = MemoryV2Store()
-    return store
 
 
 class RedisV2Store:
@@ -193,13 +180,10 @@ def open_v2_store(
     prefix: str,
     timeout: float = 2.0,
     usage_ttl: float = DEFAULT_USAGE_TTL,
-    hub: MemoryHub | None = None,
 ) -> V2Store:
-    """Redis when a URL is given, else in-process (shared with ``hub``'s other nodes)."""
+    """Redis when a URL is given, else in-process (this node only)."""
     if redis_url is not None:
         return RedisV2Store(redis_url, prefix=prefix, timeout=timeout, usage_ttl=usage_ttl)
-    if hub is not None:
-        return shared_memory_store(hub)
     return MemoryV2Store(usage_ttl=usage_ttl)
 
 
@@ -209,5 +193,4 @@ __all__ = [
     "RedisV2Store",
     "V2Store",
     "open_v2_store",
-    "shared_memory_store",
 ]

@@ -22,6 +22,8 @@ import uvicorn
 
 from bridge.app import create_app
 from bridge.settings import Settings
+from bridge.v2_store import MemoryV2Store
+from translators import MemoryIdStore
 from v3_core.backends import MemoryHub
 
 from .helpers import free_port
@@ -110,14 +112,12 @@ class RunningServer:
 
 
 @contextlib.asynccontextmanager
-async def serve_app(
-    settings: Settings, *, hub: MemoryHub | None = None
-) -> AsyncIterator[RunningServer]:
+async def serve_app(settings: Settings, **shared: Any) -> AsyncIterator[RunningServer]:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     config = uvicorn.Config(
-        create_app(settings, hub=hub),
+        create_app(settings, **shared),
         ws="websockets-sansio",
         ws_max_size=settings.max_message_bytes,
         ws_per_message_deflate=False,
@@ -155,12 +155,17 @@ async def two_nodes(
     backend_url: str | None, make_settings: Callable[..., Settings]
 ) -> AsyncIterator[tuple[RunningServer, RunningServer]]:
     """Two nodes sharing a backend: one Redis, or one in-process memory hub."""
-    hub = MemoryHub() if backend_url is None else None
+    shared = embedded_backends() if backend_url is None else {}
     async with (
-        serve_app(make_settings(redis_url=backend_url, node_id="nodeA"), hub=hub) as a,
-        serve_app(make_settings(redis_url=backend_url, node_id="nodeB"), hub=hub) as b,
+        serve_app(make_settings(redis_url=backend_url, node_id="nodeA"), **shared) as a,
+        serve_app(make_settings(redis_url=backend_url, node_id="nodeB"), **shared) as b,
     ):
         yield a, b
+
+
+def embedded_backends() -> dict[str, Any]:
+    """What in-process nodes on the embedded backends share, as real nodes share one Redis."""
+    return {"hub": MemoryHub(), "id_store": MemoryIdStore(), "v2_store": MemoryV2Store()}
 
 
 class NodeProcess:
