@@ -380,17 +380,30 @@ class ConnectionManager:
             online = await asyncio.gather(
                 *(self._presence.add(c.group_id, c.client_id, c.conn_id) for c in batch)
             )
+            await self._drop_closed(batch)
             for conn, came_online in zip(batch, online, strict=True):
-                if came_online:
+                if came_online and not conn.closing:
                     await self._announce(conn.group_id, conn.client_id, "join")
 
     async def _refresh_and_sweep(self) -> None:
         conns = [c for c in self._registry.connections if not c.closing]
         await self._presence.touch([(c.group_id, c.client_id, c.conn_id) for c in conns])
+        await self._drop_closed(conns)
         for group_id in {c.group_id for c in conns}:
             for client_id in await self._presence.expire(group_id):
                 self.stats.presence_expired += 1
                 await self._announce(group_id, client_id, "leave")
+
+    async def _drop_closed(self, conns: list[Connection]) -> None:
+        """Remove again the entries of connections that closed while they were being re-added.
+
+        A refresh re-adds a snapshot; if it reached Redis after a connection's own removal, the
+        closed connection would stay listed until its entry expired (and then get a second
+        leave). Its leave was already announced, so the result is ignored.
+        """
+        for conn in conns:
+            if conn.closing:
+                await self._presence.remove(conn.group_id, conn.client_id, conn.conn_id)
 
     async def _watch_writers(self) -> None:
         loop = asyncio.get_running_loop()
