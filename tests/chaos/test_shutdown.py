@@ -9,6 +9,7 @@ import time
 
 import httpx
 import pytest
+import websockets
 
 from ..conftest import NodeProcess
 from .conftest import TTL, LaunchNode
@@ -27,6 +28,15 @@ async def exit_time(node: NodeProcess, timeout: float = 15.0) -> float:
             if node.proc.poll() is not None:
                 return time.monotonic()
             await asyncio.sleep(0.02)
+
+
+async def new_connection_refused(base: str) -> bool:
+    try:
+        ws = await websockets.connect(f"{base}/v3/ws/group/g1/client/late", open_timeout=2)
+    except (OSError, websockets.InvalidHandshake, TimeoutError):
+        return True
+    await ws.close()
+    return False
 
 
 async def wait_presence(http: httpx.AsyncClient, base: str, group: str, want: list[str]) -> float:
@@ -49,6 +59,9 @@ async def test_s1_sigterm_drains_with_1012(redis_url, launch: LaunchNode):
         await wait_presence(http, b.http, "g1", sorted(m.name for m in leaving + staying))
         a.proc.send_signal(signal.SIGTERM)
         stopped = time.monotonic()
+        # uvicorn closes its listening socket before it sends the first 1012.
+        await leaving[0].wait_frame(lambda f: False, 0, 3.0)
+        refused = await new_connection_refused(a.ws)
         presence_gone = await wait_presence(http, b.http, "g1", survivors)
         exited = await exit_time(a)
     await asyncio.gather(*(m.wait_frame(lambda f: False, 0, 3.0) for m in leaving))
@@ -64,6 +77,7 @@ async def test_s1_sigterm_drains_with_1012(redis_url, launch: LaunchNode):
         f"{presence_gone - stopped:.2f} s, exit after {exited - stopped:.2f} s"
     )
     assert codes == {1012}
+    assert refused, "a node shutting down must stop accepting"
     assert last_close <= 1.0
     assert presence_gone - stopped <= 2.0
     assert exited - stopped <= 5.0
