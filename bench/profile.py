@@ -96,7 +96,10 @@ def summarise(collapsed: str) -> str:
             inclusive[frame] += count
     if not total:
         return "py-spy recorded no samples"
+    # The chain of roots (runpy, uvicorn.run, the event loop) holds nearly every sample: skip it.
+    roots = inclusive.most_common(1)[0][1] * 0.98
+    callers = [(f, c) for f, c in inclusive.most_common() if c < roots][:TOP]
     rows = ["| self % | function | | inclusive % | function |", "|---:|---|---|---:|---|"]
-    for (fs, cs), (fi, ci) in zip(own.most_common(TOP), inclusive.most_common(TOP), strict=False):
+    for (fs, cs), (fi, ci) in zip(own.most_common(TOP), callers, strict=False):
         rows.append(f"| {100 * cs / total:.1f} | `{fs}` | | {100 * ci / total:.1f} | `{fi}` |")
     return f"{total} samples\n\n" + "\n".join(rows)

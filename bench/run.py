@@ -7,6 +7,7 @@ stops its own server processes and load-generator workers, so nothing outlives t
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shlex
@@ -14,6 +15,7 @@ import signal
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 
@@ -50,6 +52,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="SYSTEM",
         help="py-spy the first node of SYSTEM during one step (see --profile-step)",
     )
+    parser.add_argument("--logdir", type=Path, help="keep server and Redis logs in this directory")
     parser.add_argument(
         "--project-rev",
         help="measure this commit of the project (git archive into a temp dir), not the tree",
@@ -65,6 +68,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="the step to profile: fan-out, saturation, heavy, traffic, or connect",
     )
     return parser.parse_args(argv)
+
+
+@contextlib.contextmanager
+def _workdir(keep: Path | None) -> Iterator[str]:
+    """Server and Redis logs (and unpacked sources) go here: ``--logdir`` keeps them."""
+    if keep is None:
+        with tempfile.TemporaryDirectory(prefix="aether-bench-") as tmp:
+            yield tmp
+        return
+    keep.mkdir(parents=True, exist_ok=True)
+    yield str(keep)
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -100,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     results: list[SessionResult] = []
     started = time.monotonic()
     with (
-        tempfile.TemporaryDirectory(prefix="aether-bench-") as tmp,
+        _workdir(args.logdir) as tmp,
         procs.redis_server(Path(tmp)) as redis,
     ):
         project = _project_code(args, Path(tmp))

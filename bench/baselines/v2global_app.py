@@ -74,8 +74,8 @@ def create_app(redis_url: str) -> FastAPI:
                 message = stamp(payload_of(text), group_id, client_id).decode()
                 envelope = orjson.dumps({"group_id": group_id, "message": message})
                 await client.publish(CHANNEL, envelope)
-        except WebSocketDisconnect:
-            pass
+        except (WebSocketDisconnect, RuntimeError):
+            pass  # RuntimeError: the relay's send already found the socket gone
         finally:
             conns.pop(key, None)
 
