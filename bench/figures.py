@@ -8,7 +8,7 @@ import statistics
 from collections import defaultdict
 from collections.abc import Iterable
 
-from bench.results import SessionResult, StepResult
+from bench.measured import SessionResult, StepResult
 
 Figures = dict[str, float]
 

@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 from importlib import metadata
 
 from bench.figures import Medians, Table
+from bench.measured import SessionResult
 from bench.procs import machine_info
-from bench.results import SessionResult
 from bench.scenarios import Scenario
 from bench.targets import target_rows
 

@@ -20,9 +20,9 @@ from dataclasses import asdict
 from pathlib import Path
 
 from bench import procs, revision
+from bench.measured import SessionResult
 from bench.profile import py_spy_hook
 from bench.report import render
-from bench.results import SessionResult
 from bench.scenarios import catalogue
 from bench.session import Env, run_session
 from bench.systems import SRC_ENV, SYSTEMS

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import procs
-from bench.results import Sample, SessionResult, StepResult
+from bench.measured import Sample, SessionResult, StepResult
 from bench.scenarios import ConnSpec, Scenario, timeline
 from bench.systems import System
 from bench.worker import WorkerSpec, worker_main
