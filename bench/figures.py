@@ -31,8 +31,13 @@ def step_figures(step: StepResult) -> Figures:
         "redis_cores": step.cores(step.redis_cpu_ns),
         "client_cores": step.cores(step.workers_cpu_ns),
         "machine_busy": step.machine_busy,
-        "other_cores": step.machine_busy * (os.cpu_count() or 1)
-        - step.cores(sum(step.node_cpu_ns) + step.redis_cpu_ns + step.workers_cpu_ns),
+        # /proc/stat ticks at 10 ms while schedstat counts ns: in a short window the
+        # difference can dip below zero, which only means "nothing else measurable".
+        "other_cores": max(
+            0.0,
+            step.machine_busy * (os.cpu_count() or 1)
+            - step.cores(sum(step.node_cpu_ns) + step.redis_cpu_ns + step.workers_cpu_ns),
+        ),
     }
     for key, value in step.latency_us.items():
         figures[f"lat_{key}_ms"] = value / 1000
