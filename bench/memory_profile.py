@@ -14,8 +14,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bridge.settings import Settings  # noqa: E402
-from tests.conftest import serve_app  # noqa: E402
+from bridge.settings import Settings
+from tests.conftest import serve_app
 
 N = 1000
 CLIENTS = Path(__file__).with_name("idle_clients.py")
