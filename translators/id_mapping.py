@@ -84,6 +84,7 @@ class IdMapper:
         upstream: IdLookup | None = None,
         cache_size: int = 100_000,
         failure_ttl: float = 2.0,
+        absent_ttl: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
         mint: Callable[[], VisionId] = new_vision_id,
     ) -> None:
@@ -92,6 +93,10 @@ class IdMapper:
         self._forward: _Lru[_Key, VisionId] = _Lru(cache_size)
         self._reverse: _Lru[_Key, str] = _Lru(cache_size)
         self._failures: _Lru[_Key, tuple[float, ConnectionRejected]] = _Lru(1024)
+        # Most V3 clients have no legacy integer: remember that for a while, so their connects
+        # do not each cost a store round trip.
+        self._absent: _Lru[_Key, float] = _Lru(cache_size)
+        self._absent_ttl = absent_ttl
         self._inflight: dict[_Key, asyncio.Task[VisionId]] = {}
         self._failure_ttl = failure_ttl
         self._clock = clock
@@ -146,9 +151,14 @@ class IdMapper:
         """
         if (cached := self.cached_legacy(namespace, vision_id)) is not None:
             return cached
+        key: _Key = (namespace, vision_id)
+        if (until := self._absent.get(key)) is not None and self._clock() < until:
+            return None
         legacy = await self.store.get_legacy(namespace, vision_id)
         if legacy is not None:
             self._remember(namespace, legacy, VisionId(vision_id))
+        elif self._absent_ttl > 0:
+            self._absent.put(key, self._clock() + self._absent_ttl)
         return legacy
 
     def cached_legacy(self, namespace: str, vision_id: str) -> str | None:
@@ -165,6 +175,7 @@ class IdMapper:
     def _remember(self, namespace: Namespace, legacy: str, vision_id: VisionId) -> None:
         self._forward.put((namespace, legacy), vision_id)
         self._reverse.put((namespace, vision_id), legacy)
+        self._absent.pop((namespace, vision_id))
 
     def _settle(self, key: _Key, task: asyncio.Task[VisionId]) -> None:
         del self._inflight[key]

@@ -429,6 +429,27 @@ async def test_legacy_of_unknown_is_none() -> None:
     assert await IdMapper(MemoryIdStore()).legacy_of("client", "dev_x1") is None
 
 
+async def test_legacy_of_remembers_an_absent_mapping_for_a_while() -> None:
+    """A V3 client with no integer costs one store read per absent_ttl, not one per connect."""
+    now = [0.0]
+    mapper = IdMapper(MemoryIdStore(), absent_ttl=60, clock=lambda: now[0])
+    assert await mapper.legacy_of("client", "dev_x1") is None
+    await mapper.store.put_if_absent("client", "42", "dev_x1")  # another node maps it meanwhile
+    mapper_store = mapper.store
+    mapper.store = DownIdStore()
+    assert await mapper.legacy_of("client", "dev_x1") is None  # served without the store
+    mapper.store = mapper_store
+    now[0] = 61.0
+    assert await mapper.legacy_of("client", "dev_x1") == "42"
+
+
+async def test_a_mapping_learnt_here_replaces_a_remembered_absence() -> None:
+    mapper = IdMapper(MemoryIdStore(), mint=lambda: VisionId("dev_x1"))
+    assert await mapper.legacy_of("client", "dev_x1") is None
+    assert await mapper.to_vision("client", "42") == "dev_x1"
+    assert await mapper.legacy_of("client", "dev_x1") == "42"
+
+
 # -- wiring ------------------------------------------------------------------------------
 
 
