@@ -17,6 +17,7 @@ from pydantic_settings import SettingsError
 from . import v2_cli
 from .app import configure_logging, create_app
 from .settings import Settings
+from .uvicorn_ws import server_options
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -72,16 +73,10 @@ def serve(settings: Settings) -> None:
         "host": settings.host,
         "port": settings.port,
         "log_level": settings.log_level.lower(),
-        "ws": "websockets-sansio",
-        "ws_max_size": settings.max_message_bytes,
-        "ws_per_message_deflate": False,
-        "ws_ping_interval": settings.ping_interval or None,
-        "ws_ping_timeout": settings.ping_timeout,
-        "timeout_graceful_shutdown": settings.graceful_timeout,
-        "lifespan": "on",
+        **server_options(settings),
     }
     if settings.workers == 1:
-        uvicorn.run(create_app(settings), **options)  # type: ignore[arg-type]
+        uvicorn.run(create_app(settings), **options)
         return
     # Workers import the app themselves; hand them the settings through the environment.
     for name, value in settings.model_dump(exclude={"node_id"}).items():
@@ -93,7 +88,7 @@ def serve(settings: Settings) -> None:
         "bridge.app:app_from_env",
         factory=True,
         workers=settings.workers,
-        **options,  # type: ignore[arg-type]
+        **options,
     )
 
 

@@ -22,6 +22,7 @@ import uvicorn
 
 from bridge.app import create_app
 from bridge.settings import Settings
+from bridge.uvicorn_ws import server_options
 from bridge.v2_store import MemoryV2Store
 from translators import MemoryIdStore
 from v3_core.backends import MemoryHub
@@ -117,15 +118,7 @@ async def serve_app(settings: Settings, **shared: Any) -> AsyncIterator[RunningS
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     config = uvicorn.Config(
-        create_app(settings, **shared),
-        ws="websockets-sansio",
-        ws_max_size=settings.max_message_bytes,
-        ws_per_message_deflate=False,
-        ws_ping_interval=settings.ping_interval or None,
-        ws_ping_timeout=settings.ping_timeout,
-        timeout_graceful_shutdown=settings.graceful_timeout,
-        log_level="warning",
-        lifespan="on",
+        create_app(settings, **shared), log_level="warning", **server_options(settings)
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
