@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from types import TracebackType
 
@@ -127,8 +127,7 @@ class ConnectionManager:
 
     # -- connections ---------------------------------------------------------------------
 
-    @contextlib.asynccontextmanager
-    async def connect(
+    def connect(
         self,
         group_id: str,
         client_id: str,
@@ -137,11 +136,12 @@ class ConnectionManager:
         dialect: Dialect | None = None,
         group_legacy: str = "",
         client_legacy: str = "",
-    ) -> AsyncIterator[Connection]:
-        """Register a connection; its subscriptions are live when this yields.
+    ) -> Session:
+        """``async with manager.connect(...) as conn``: a registered connection.
 
-        The caller completes the WebSocket handshake inside the block, then calls
-        ``conn.start_writer()``. Raises ConnectionRejected (1013) when the broker is down.
+        Its subscriptions are live when the block starts. The caller completes the WebSocket
+        handshake inside the block, then calls ``conn.start_writer()``. Entering raises
+        ConnectionRejected (1013) when the broker is down.
         """
         conn = Connection(
             conn_id=new_conn_id(),
@@ -154,10 +154,12 @@ class ConnectionManager:
             client_legacy=client_legacy,
             on_slow=self._count_slow,
         )
-        channels = self.channels
-        first = self._registry.add(
-            conn, (channels.group(group_id), channels.client(client_id), channels.broadcast)
-        )
+        return Session(self, conn)
+
+    async def open(self, conn: Connection) -> None:
+        """Register, subscribe and announce ``conn``; Session calls this on entry."""
+        group_id, client_id = conn.group_id, conn.client_id
+        first = self._registry.add(conn, self._registry_channels(conn))
         try:
             await self._subscribe(first, self._registry_channels(conn))
             came_online = await self._presence.add(group_id, client_id, conn.conn_id)
@@ -168,13 +170,13 @@ class ConnectionManager:
                 CloseCode.TRY_AGAIN_LATER, "message broker unavailable; retry with backoff"
             ) from exc
         self.stats.connections_opened += 1
-        try:
-            if came_online:
-                await self._announce(group_id, client_id, "join")
-            yield conn
-        finally:
-            await conn.aclose()
-            await self._leave(conn)
+        if came_online:
+            await self._announce(group_id, client_id, "join")
+
+    async def close(self, conn: Connection) -> None:
+        """Stop ``conn``'s writer, drop its subscriptions and presence; Session calls this."""
+        await conn.aclose()
+        await self._leave(conn)
 
     def _registry_channels(self, conn: Connection) -> tuple[str, ...]:
         return (
@@ -420,3 +422,24 @@ class ConnectionManager:
 def _retrieve(future: asyncio.Future[None]) -> None:
     if not future.cancelled():
         future.exception()
+
+
+class Session:
+    """What ``ConnectionManager.connect`` returns: one connection's registration as a context.
+
+    A class rather than an asynccontextmanager: it lives as long as the socket, and a suspended
+    generator frame per idle connection costs memory a slotted object does not.
+    """
+
+    __slots__ = ("conn", "manager")
+
+    def __init__(self, manager: ConnectionManager, conn: Connection) -> None:
+        self.manager = manager
+        self.conn = conn
+
+    async def __aenter__(self) -> Connection:
+        await self.manager.open(self.conn)
+        return self.conn
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.manager.close(self.conn)
