@@ -159,9 +159,10 @@ class ConnectionManager:
     async def open(self, conn: Connection) -> None:
         """Register, subscribe and announce ``conn``; Session calls this on entry."""
         group_id, client_id = conn.group_id, conn.client_id
-        first = self._registry.add(conn, self._registry_channels(conn))
+        channels = self._registry_channels(conn)
+        first = self._registry.add(conn, channels)
         try:
-            await self._subscribe(first, self._registry_channels(conn))
+            await self._subscribe(first, channels)
             came_online = await self._presence.add(group_id, client_id, conn.conn_id)
         except BackendUnavailable as exc:
             self.stats.connections_rejected += 1
