@@ -16,6 +16,7 @@ from v3_core.errors import BackendUnavailable
 
 from .redis_broker import redis_client
 
+_TOUCH_CHUNK = 100  # refreshes per pipeline
 _ERRORS = (redis.exceptions.RedisError, OSError, TimeoutError)
 POOL_SIZE = 32  # concurrent presence calls; more wait for a connection (up to the timeout)
 
@@ -58,14 +59,18 @@ class RedisPresenceStore:
             raise BackendUnavailable(f"presence remove failed: {exc}") from exc
 
     async def touch(self, entries: list[tuple[str, str, str]]) -> None:
-        if not entries:
-            return
+        # In chunks: building one pipeline for every connection of a node would hold the event
+        # loop for milliseconds per thousand connections, a latency spike for every client.
         try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for group_id, client_id, conn_id in entries:
-                    keys = [self._group_key(group_id), self._client_prefix(group_id) + client_id]
-                    await self._add(keys, [client_id, conn_id, self._ttl_ms], client=pipe)
-                await pipe.execute()
+            for start in range(0, len(entries), _TOUCH_CHUNK):
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    for group_id, client_id, conn_id in entries[start : start + _TOUCH_CHUNK]:
+                        keys = [
+                            self._group_key(group_id),
+                            self._client_prefix(group_id) + client_id,
+                        ]
+                        await self._add(keys, [client_id, conn_id, self._ttl_ms], client=pipe)
+                    await pipe.execute()
         except _ERRORS as exc:
             raise BackendUnavailable(f"presence refresh failed: {exc}") from exc
 

@@ -95,3 +95,15 @@ async def test_stores_share_state_like_nodes(make_presence):
     assert await node_a.add("g", "alice", "c1") is True
     assert await node_b.add("g", "alice", "c2") is False
     assert await node_a.members("g") == await node_b.members("g") == ["alice"]
+
+
+async def test_touch_refreshes_every_entry_of_a_large_batch(make_presence):
+    """A node refreshes all its connections at once; every one of them must stay alive."""
+    store = make_presence()
+    entries = [("g", f"c{i}", f"conn{i}") for i in range(250)]
+    for entry in entries:
+        await store.add(*entry)
+    for _ in range(4):
+        await asyncio.sleep(TTL / 3)
+        await store.touch(entries)
+    assert len(await store.members("g")) == 250
