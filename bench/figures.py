@@ -41,6 +41,8 @@ def step_figures(step: StepResult) -> Figures:
     }
     for key, value in step.latency_us.items():
         figures[f"lat_{key}_ms"] = value / 1000
+    for key, value in step.hops_us.items():
+        figures[f"hop_{key}_ms"] = value / 1000
     for node, ns in enumerate(step.node_cpu_ns):
         figures[f"node{node}_cores"] = step.cores(ns)
         figures[f"node{node}_us_per_message"] = step.node_cpu_us_per_message(node)

@@ -41,6 +41,7 @@ class StepResult:
     delivered: int = 0
     in_window: int = 0
     latency_us: dict[str, float] = field(default_factory=dict)
+    hops_us: dict[str, float] = field(default_factory=dict)
     node_cpu_ns: tuple[int, ...] = ()
     redis_cpu_ns: int = 0
     workers_cpu_ns: int = 0
@@ -50,6 +51,14 @@ class StepResult:
         ordered = sorted(samples)
         self.latency_us = {f"p{q:g}": percentile(ordered, q) / 1000 for q in (50, 90, 99, 99.9)}
         self.latency_us["max"] = ordered[-1] / 1000 if ordered else math.nan
+
+    def add_hops(self, uplink: array[int], downlink: array[int]) -> None:
+        """Percentiles of each hop, split at the server's ``sent_at`` stamp (where present)."""
+        for name, samples in (("up", uplink), ("down", downlink)):
+            if samples:
+                ordered = sorted(samples)
+                for q in (50, 99):
+                    self.hops_us[f"{name}_p{q}"] = percentile(ordered, q) / 1000
 
     def set_cpu(self, before: Sample, after: Sample) -> None:
         self.node_cpu_ns = tuple(

@@ -142,7 +142,41 @@ def _steps_section(table: Table, scenario: Scenario, systems: Sequence[str]) -> 
         ]
         lines += _table(STEP_COLUMNS, rows)
         lines += _ratios(table, scenario.name, step.name, "project")
+        lines += _hops(table, scenario.name, step.name, systems)
     return lines
+
+
+HOP_COLUMNS = (
+    "system",
+    "client → server stamp p50 ms",
+    "p99 ms",
+    "server stamp → client p50 ms",
+    "p99 ms",
+)
+
+
+def _hops(table: Table, scenario: str, step: str, systems: Sequence[str]) -> list[str]:
+    """Latency split at the server's ``sent_at`` stamp: the uplink (client send, kernel, the
+    receiving server's parse) against the rest (publish, broker, fan-out, client read)."""
+    rows = []
+    for system in systems:
+        f = table.step(scenario, system, step)
+        if f is None or "hop_up_p50_ms" not in f:
+            continue
+        rows.append(
+            [
+                table.labels.get(system, system),
+                *(_fmt(f[f"hop_{k}_ms"], 2) for k in ("up_p50", "up_p99", "down_p50", "down_p99")),
+            ]
+        )
+    if not rows:
+        return []
+    return [
+        "",
+        "Latency by hop, split at the server's `sent_at` stamp:",
+        "",
+        *_table(HOP_COLUMNS, rows),
+    ]
 
 
 def _legacy_section(table: Table, scenario: Scenario) -> list[str]:

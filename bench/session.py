@@ -265,15 +265,18 @@ def _run_steps(
         if finish_profile is not None:
             result.profile = finish_profile()
     span = (windows[-1].end - t0) / 1e9 + scenario.drain_s + 30
-    latencies = [array("q") for _ in result.steps]
+    kinds = ("latency_ns", "uplink_ns", "downlink_ns")
+    samples = [{kind: array("q") for kind in kinds} for _ in result.steps]
     for report in _expect(workers, "result", span):
         result.lost += report["lost"]
-        for measured, samples, tally in zip(result.steps, latencies, report["steps"], strict=True):
+        for measured, arrays, tally in zip(result.steps, samples, report["steps"], strict=True):
             for key in ("sent", "sent_in_window", "expected", "delivered", "in_window"):
                 setattr(measured, key, getattr(measured, key) + tally[key])
-            samples.frombytes(tally["latency_ns"])
-    for measured, samples in zip(result.steps, latencies, strict=True):
-        measured.add_latencies(samples)
+            for kind in kinds:
+                arrays[kind].frombytes(tally[kind])
+    for measured, arrays in zip(result.steps, samples, strict=True):
+        measured.add_latencies(arrays["latency_ns"])
+        measured.add_hops(arrays["uplink_ns"], arrays["downlink_ns"])
 
 
 def _finish_workers(workers: Sequence[tuple[BaseProcess, Connection]]) -> None:

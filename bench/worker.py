@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
 
-from bench.dialects import DIALECTS, Dialect
+from bench.dialects import DIALECTS, Dialect, Received
 from bench.scenarios import ConnSpec, Step, StepWindow, timeline
 from bench.wsclient import BenchConnection
 
@@ -48,6 +48,8 @@ class StepTally:
     delivered: int = 0
     in_window: int = 0
     latency_ns: array[int] = field(default_factory=lambda: array("q"))
+    uplink_ns: array[int] = field(default_factory=lambda: array("q"))  # send -> server stamp
+    downlink_ns: array[int] = field(default_factory=lambda: array("q"))  # stamp -> received
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -57,6 +59,8 @@ class StepTally:
             "delivered": self.delivered,
             "in_window": self.in_window,
             "latency_ns": self.latency_ns.tobytes(),
+            "uplink_ns": self.uplink_ns.tobytes(),
+            "downlink_ns": self.downlink_ns.tobytes(),
         }
 
 
@@ -75,6 +79,7 @@ class Load:
         self.active = -1  # window-mode step currently sending
         self.inflight = 0
         self.last_echo = 0
+        self.realtime_offset = 0  # CLOCK_REALTIME - CLOCK_MONOTONIC, for the server's stamps
 
     # -- connect ------------------------------------------------------------------------
 
@@ -134,9 +139,10 @@ class Load:
 
     # -- receive ------------------------------------------------------------------------
 
-    def on_bench(self, index: int, payload: dict[str, Any]) -> None:
+    def on_bench(self, index: int, received: Received) -> None:
         """Count one delivery; a sender's own copy releases its window slot."""
         now = time.monotonic_ns()
+        payload = received.payload
         step = payload["k"]
         if not 0 <= step < len(self.tallies):
             return
@@ -146,6 +152,10 @@ class Load:
         if window.measure_start <= now < window.end:
             tally.in_window += 1
             tally.latency_ns.append(now - payload["t"])
+            if received.stamped_ns:
+                stamped = received.stamped_ns - self.realtime_offset
+                tally.uplink_ns.append(stamped - payload["t"])
+                tally.downlink_ns.append(now - stamped)
         if payload["s"] == index and step == self.active:
             self.inflight -= 1
             self.last_echo = now
@@ -173,6 +183,7 @@ class Load:
     async def run(self, t0: int) -> list[dict[str, Any]]:
         """Follow the timeline from ``t0``; return each step's tally after the last drain."""
         self.windows = timeline(self.spec.steps, t0, self.spec.drain_s)
+        self.realtime_offset = time.time_ns() - time.monotonic_ns()
         for k, (step, window) in enumerate(zip(self.spec.steps, self.windows, strict=True)):
             await sleep_until(window.start)
             if not self.senders or step.mode == "idle":

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any, cast
+from typing import cast
 
 import orjson
 from websockets.client import ClientProtocol
@@ -20,9 +20,9 @@ from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 from websockets.uri import parse_uri
 
-from bench.dialects import Dialect
+from bench.dialects import Dialect, Received
 
-OnBench = Callable[[int, dict[str, Any]], None]
+OnBench = Callable[[int, Received], None]
 
 
 class BenchConnection(asyncio.Protocol):
@@ -129,9 +129,9 @@ class BenchConnection(asyncio.Protocol):
             self.ready.set_result(None)
 
     def _on_text(self, data: bytes) -> None:
-        payload = self.dialect.bench_payload(data)
-        if payload is not None:
-            self.on_bench(self.index, payload)
+        received = self.dialect.bench_payload(data)
+        if received is not None:
+            self.on_bench(self.index, received)
         elif self.dialect.socketio:
             self._socketio_control(data)
 

@@ -8,7 +8,7 @@ from array import array
 import orjson
 import pytest
 
-from bench.dialects import SOCKETIO, V2, V3
+from bench.dialects import SOCKETIO, V2, V3, stamp_ns
 from bench.measured import StepResult, percentile
 from bench.profile import summarise
 from bench.scenarios import Step, catalogue, noisy, spread, timeline
@@ -51,7 +51,19 @@ def test_catalogue_ids_are_vision_ids():
 def test_json_dialects_find_the_bench_payload(dialect):
     sent = orjson.loads(dialect.frame(7, 1, 123)[len(dialect.prefix) : -len(dialect.suffix)])
     received = orjson.dumps({dialect.envelope: "msg", dialect.payload_key: sent})
-    assert dialect.bench_payload(received) == sent
+    assert dialect.bench_payload(received) == (sent, 0)
+
+
+@pytest.mark.parametrize(
+    "sent_at", ["2026-11-25T22:44:22.123456Z", "2026-11-25T22:44:22.123456+00:00"]
+)
+def test_the_server_stamp_is_read_in_nanoseconds(sent_at):
+    """Both spellings the systems under test write: pydantic's ``Z`` and isoformat's offset."""
+    frame = orjson.dumps({"msg_type": "msg", "payload": {"t": 1}, "sent_at": sent_at})
+    found = V3.bench_payload(frame)
+    assert found is not None
+    assert found.stamped_ns == 1_795_646_662_123_456_000
+    assert stamp_ns("not a date") == 0
 
 
 def test_presence_and_foreign_frames_are_not_counted():
@@ -63,7 +75,7 @@ def test_presence_and_foreign_frames_are_not_counted():
 def test_socketio_dialect_reads_event_packets_with_spaces():
     """python-socketio encodes with the stdlib json module: spaces after separators."""
     packet = b'42["msg", {"msg_type": "msg", "payload": {"t": 5, "s": 1, "k": 0}}]'
-    assert SOCKETIO.bench_payload(packet) == {"t": 5, "s": 1, "k": 0}
+    assert SOCKETIO.bench_payload(packet) == ({"t": 5, "s": 1, "k": 0}, 0)
     assert SOCKETIO.bench_payload(b"2") is None
 
 
@@ -76,7 +88,7 @@ def _text_frame(data: bytes) -> bytes:
 async def test_frame_splitter_handles_split_and_batched_reads():
     """Frames cut anywhere across reads, or several in one read, are each counted once."""
     got: list[dict[str, int]] = []
-    conn = BenchConnection(0, "ws://127.0.0.1:1/x", V3, {}, lambda i, p: got.append(p))
+    conn = BenchConnection(0, "ws://127.0.0.1:1/x", V3, {}, lambda i, p: got.append(p.payload))
     frames = b"".join(
         _text_frame(orjson.dumps({"msg_type": "msg", "payload": {"t": i, "s": 0, "k": 0}}))
         for i in range(50)
