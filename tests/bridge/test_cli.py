@@ -107,3 +107,45 @@ def test_a_bad_setting_names_its_variable():
     )
     assert result.returncode == 2
     assert "AETHER_PRESENCE_TTL: Input should be greater than 0" in result.stderr
+
+
+_SERVE_AND_REPORT_GC = """
+import gc, sys, uvicorn
+import bridge.cli
+
+def run(app, **options):  # stands in for the server: report what serve() left behind
+    print(gc.get_freeze_count(), sum(gc.get_count()))
+
+uvicorn.run = run
+bridge.cli.main(["serve"])
+"""
+
+
+def test_serve_freezes_the_startup_heap_before_serving():
+    """Import-time objects would otherwise be walked by every full collection (~40 ms)."""
+    result = subprocess.run(
+        [sys.executable, "-c", _SERVE_AND_REPORT_GC],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    frozen, young = map(int, result.stdout.split())
+    assert frozen > 10_000  # the app and everything it imported
+    assert young < 1_000  # collected and frozen last: nothing left over to walk
+
+
+def test_each_worker_freezes_its_own_heap():
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import gc; from bridge.cli import worker_app; worker_app(); "
+            "print(gc.get_freeze_count())",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    assert int(result.stdout) > 10_000
