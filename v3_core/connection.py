@@ -118,6 +118,9 @@ class Connection:
         "group_id",
         "group_legacy",
         "messages_in",
+        "rate_beat_at",
+        "rate_full_at",
+        "rate_strikes",
         "sender",
     )
 
@@ -142,6 +145,10 @@ class Connection:
         self.group_legacy = group_legacy
         self.client_legacy = client_legacy
         self.messages_in = 0
+        # The inbound rate limit's bucket (v3_core.ratelimit.Metered): all zero means full.
+        self.rate_full_at = 0.0
+        self.rate_beat_at = 0.0
+        self.rate_strikes = 0
         self._limits = limits
         self._queue: deque[str] | None = None  # allocated only while a backlog exists
         self._queued_bytes = 0

@@ -42,6 +42,7 @@ ErrorCode = Literal[
     "broadcast-forbidden",
     "publish-failed",
     "untranslatable",
+    "rate-limited",
 ]
 
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from types import TracebackType
 
@@ -26,6 +27,7 @@ from .presence import (
     refresh_interval,
     resync_notice,
 )
+from .ratelimit import RateLimit, may_be_heartbeat
 from .registry import LocalRegistry
 from .routing import ECHO, Channels, Envelope
 
@@ -44,6 +46,8 @@ class ManagerStats:
     connections_rejected: int = 0
     messages_received: int = 0
     messages_rejected: int = 0
+    messages_rate_limited: int = 0
+    rate_limit_closes: int = 0
     messages_published: int = 0
     publish_failures: int = 0
     broker_messages: int = 0
@@ -65,6 +69,8 @@ class ConnectionManager:
         presence_ttl: float,
         limits: QueueLimits | None = None,
         allow_client_broadcast: bool = True,
+        rate_limit: RateLimit | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.node_id = node_id
         self.channels = channels
@@ -74,6 +80,8 @@ class ConnectionManager:
         self._broker = backends.broker
         self._presence = backends.presence
         self._limits = limits or QueueLimits()
+        self._rate_limit = rate_limit
+        self._clock = clock  # monotonic seconds, read once per inbound frame
         self._registry: LocalRegistry[Connection] = LocalRegistry()
         self._subscribing: dict[str, asyncio.Future[None]] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -235,15 +243,63 @@ class ConnectionManager:
     # -- inbound -------------------------------------------------------------------------
 
     async def receive(self, conn: Connection, text: str) -> None:
-        """Handle one frame from a client: reply, publish, or answer with one error."""
+        """Handle one frame from a client: reply, publish, or answer with one error.
+
+        Raises ConnectionRejected (4529) once the client has sent too many frames over its
+        rate limit in a row; the frame that tipped it still gets its error reply first.
+        """
         self.stats.messages_received += 1
         conn.messages_in += 1
         try:
-            message = await conn.dialect.parse(text, conn)
+            if self._rate_limit is None:
+                message = await conn.dialect.parse(text, conn)
+            else:
+                message = await self._admit(conn, text, self._rate_limit)
             await self._handle(conn, message)
         except MessageRejected as rejected:
             self.stats.messages_rejected += 1
             conn.reply_error(rejected)
+            if rejected.code == "rate-limited":
+                self._count_rate_limited(conn)
+
+    async def _admit(self, conn: Connection, text: str, limit: RateLimit) -> MessageV3:
+        """Charge the frame to the bucket before parsing it; parse only what may pass.
+
+        Counting frames first costs a few float operations, covers invalid frames too, and
+        keeps a flood from costing parses (or, on the V2 path, ID lookups). A heartbeat gets
+        its token back, once a second; over the limit, a frame that may be a heartbeat is
+        parsed to know, while a free one is due.
+        """
+        now = self._clock()
+        if limit.take(conn, now):
+            message = await conn.dialect.parse(text, conn)
+            if message.msg_type == "heartbeat":
+                limit.free_heartbeat(conn, now, charged=True)
+            return message
+        if limit.heartbeat_due(conn, now) and may_be_heartbeat(text):
+            try:
+                message = await conn.dialect.parse(text, conn)
+            except MessageRejected:
+                pass  # over the limit either way: the reply says rate-limited
+            else:
+                if message.msg_type == "heartbeat":
+                    limit.free_heartbeat(conn, now, charged=False)
+                    return message
+        raise limit.reject(conn, now)
+
+    def _count_rate_limited(self, conn: Connection) -> None:
+        self.stats.messages_rate_limited += 1
+        limit = self._rate_limit
+        if limit is not None and limit.exhausted(conn):
+            self.stats.rate_limit_closes += 1
+            log.warning(
+                "closing %r: %d messages over the rate limit in a row", conn, limit.close_after
+            )
+            raise ConnectionRejected(
+                CloseCode.RATE_LIMITED,
+                f"rate limit exceeded: {limit.close_after} messages over the limit in a row; "
+                "reconnect after a pause",
+            )
 
     async def _handle(self, conn: Connection, message: MessageV3) -> None:
         if message.target != "echo":
