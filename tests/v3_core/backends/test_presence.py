@@ -107,3 +107,22 @@ async def test_touch_refreshes_every_entry_of_a_large_batch(make_presence):
         await asyncio.sleep(TTL / 3)
         await store.touch(entries)
     assert len(await store.members("g")) == 250
+
+
+async def test_touch_across_many_groups_keeps_only_what_it_touches(make_presence):
+    """A node's refresh spans many groups and second tabs; what it leaves out still expires."""
+    store = make_presence()
+    touched = [(f"g{i % 37}", f"c{i}", f"conn{i}") for i in range(1200)]
+    touched += [("g0", "c0", "second-tab"), ("g1", "c1", "second-tab")]
+    forgotten = [("g0", "gone", "conn-x"), ("g5", "gone-too", "conn-y")]
+    for entry in touched + forgotten:
+        await store.add(*entry)
+    for _ in range(4):
+        await asyncio.sleep(TTL / 3)
+        await store.touch(touched)
+    for group in ("g0", "g5"):
+        expected = sorted({c for g, c, _ in touched if g == group})
+        assert sorted(await store.members(group)) == expected
+        assert await store.expire(group) in (["gone"], ["gone-too"])
+    assert await store.remove("g0", "c0", "conn0") is False  # its second tab was touched too
+    assert await store.remove("g0", "c0", "second-tab") is True
