@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from translators import IdStore, V2Dialect, open_id_mapper
 from v3_core import Channels, ConnectionManager, QueueLimits
 from v3_core.backends import MemoryHub, open_backends
+from v3_core.ratelimit import RateLimit
 
 from . import admin_api, http_api, sockets
 from .metrics import metrics_registry
@@ -61,6 +62,9 @@ def create_app(
                     send_timeout=settings.send_timeout,
                 ),
                 allow_client_broadcast=settings.client_broadcast,
+                rate_limit=RateLimit.from_settings(
+                    settings.rate_limit, settings.rate_burst, settings.rate_close_after
+                ),
             ) as manager,
             open_id_mapper(
                 settings.redis_url,

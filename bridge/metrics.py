@@ -18,6 +18,8 @@ _COUNTERS = {
     "connections_rejected": "WebSocket connections refused because a backend was down",
     "messages_received": "frames received from clients",
     "messages_rejected": "client frames answered with an error reply",
+    "messages_rate_limited": "client frames over the rate limit (also in messages_rejected)",
+    "rate_limit_closes": "connections closed with 4529 for staying over the rate limit",
     "messages_published": "messages published to the broker",
     "publish_failures": "publishes that failed (the sender got an error reply)",
     "broker_messages": "messages received from the broker",

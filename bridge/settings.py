@@ -33,6 +33,11 @@ class Settings(BaseSettings):
     ping_timeout: float = Field(20.0, gt=0)
     graceful_timeout: float = Field(5.0, ge=0)
 
+    # Inbound rate limit per connection (docs/ops-runbook.md); 0 for rate or burst: no limit.
+    rate_limit: float = Field(100.0, ge=0)  # messages/s sustained
+    rate_burst: int = Field(1000, ge=0)  # messages at once
+    rate_close_after: int = Field(10, ge=0)  # rejected in a row before 4529; 0: never close
+
     redis_timeout: float = Field(2.0, gt=0)
     probe_interval: float = Field(5.0, gt=0)
 

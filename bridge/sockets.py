@@ -167,7 +167,10 @@ async def serve_socket(
                 await send({"type": "websocket.send", "text": greeting})
             conn.start_writer()
             with track(conn) if track is not None else contextlib.nullcontext():
-                await _receive_loop(manager, conn, receive)
+                try:
+                    await _receive_loop(manager, conn, receive)
+                except ConnectionRejected as ended:  # the manager ends it: rate limit (4529)
+                    await reject(send, ended, accepted=True)
     except ConnectionRejected as rejection:
         await reject(send, rejection, accepted=False)
 
