@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from array import array
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -28,6 +29,25 @@ def percentile(sorted_values: Sequence[int], q: float) -> float:
     return float(sorted_values[rank - 1])
 
 
+TAIL_WINDOW_NS = 100_000_000
+
+
+def tail_clustering(latency: array[int], received: array[int], p99: float) -> dict[str, float]:
+    """Whether the slowest 1 % of deliveries came in bursts (stalls) or spread out (load).
+
+    ``windows``: 100 ms windows that hold any of them; ``worst3``: share of them in the three
+    fullest windows. A tail made of a few stalls has few windows and a high share.
+    """
+    buckets: Counter[int] = Counter(
+        t // TAIL_WINDOW_NS for lat, t in zip(latency, received, strict=True) if lat >= p99
+    )
+    slow = sum(buckets.values())
+    if not slow:
+        return {}
+    worst = sum(n for _, n in buckets.most_common(3))
+    return {"windows": float(len(buckets)), "worst3": worst / slow}
+
+
 @dataclass
 class StepResult:
     """One load step: counts summed over workers, CPU deltas over the measure window."""
@@ -42,15 +62,18 @@ class StepResult:
     in_window: int = 0
     latency_us: dict[str, float] = field(default_factory=dict)
     hops_us: dict[str, float] = field(default_factory=dict)
+    tail: dict[str, float] = field(default_factory=dict)
     node_cpu_ns: tuple[int, ...] = ()
     redis_cpu_ns: int = 0
     workers_cpu_ns: int = 0
     machine_busy: float = 0.0
 
-    def add_latencies(self, samples: array[int]) -> None:
+    def add_latencies(self, samples: array[int], received: array[int] | None = None) -> None:
         ordered = sorted(samples)
         self.latency_us = {f"p{q:g}": percentile(ordered, q) / 1000 for q in (50, 90, 99, 99.9)}
         self.latency_us["max"] = ordered[-1] / 1000 if ordered else math.nan
+        if received is not None and len(received) == len(samples) and ordered:
+            self.tail = tail_clustering(samples, received, percentile(ordered, 99))
 
     def add_hops(self, uplink: array[int], downlink: array[int]) -> None:
         """Percentiles of each hop, split at the server's ``sent_at`` stamp (where present)."""

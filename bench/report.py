@@ -152,6 +152,8 @@ HOP_COLUMNS = (
     "p99 ms",
     "server stamp → client p50 ms",
     "p99 ms",
+    "slowest 1 %: 100-ms windows",
+    "in the worst 3",
 )
 
 
@@ -167,6 +169,8 @@ def _hops(table: Table, scenario: str, step: str, systems: Sequence[str]) -> lis
             [
                 table.labels.get(system, system),
                 *(_fmt(f[f"hop_{k}_ms"], 2) for k in ("up_p50", "up_p99", "down_p50", "down_p99")),
+                _fmt(f["tail_windows"], 0),
+                _fmt(f["tail_worst3"], 0, pct=True),
             ]
         )
     if not rows:

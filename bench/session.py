@@ -265,7 +265,7 @@ def _run_steps(
         if finish_profile is not None:
             result.profile = finish_profile()
     span = (windows[-1].end - t0) / 1e9 + scenario.drain_s + 30
-    kinds = ("latency_ns", "uplink_ns", "downlink_ns")
+    kinds = ("latency_ns", "received_ns", "uplink_ns", "downlink_ns")
     samples = [{kind: array("q") for kind in kinds} for _ in result.steps]
     for report in _expect(workers, "result", span):
         result.lost += report["lost"]
@@ -275,7 +275,7 @@ def _run_steps(
             for kind in kinds:
                 arrays[kind].frombytes(tally[kind])
     for measured, arrays in zip(result.steps, samples, strict=True):
-        measured.add_latencies(arrays["latency_ns"])
+        measured.add_latencies(arrays["latency_ns"], arrays["received_ns"])
         measured.add_hops(arrays["uplink_ns"], arrays["downlink_ns"])
 
 

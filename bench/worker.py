@@ -48,6 +48,7 @@ class StepTally:
     delivered: int = 0
     in_window: int = 0
     latency_ns: array[int] = field(default_factory=lambda: array("q"))
+    received_ns: array[int] = field(default_factory=lambda: array("q"))  # when, per latency
     uplink_ns: array[int] = field(default_factory=lambda: array("q"))  # send -> server stamp
     downlink_ns: array[int] = field(default_factory=lambda: array("q"))  # stamp -> received
 
@@ -59,6 +60,7 @@ class StepTally:
             "delivered": self.delivered,
             "in_window": self.in_window,
             "latency_ns": self.latency_ns.tobytes(),
+            "received_ns": self.received_ns.tobytes(),
             "uplink_ns": self.uplink_ns.tobytes(),
             "downlink_ns": self.downlink_ns.tobytes(),
         }
@@ -152,6 +154,7 @@ class Load:
         if window.measure_start <= now < window.end:
             tally.in_window += 1
             tally.latency_ns.append(now - payload["t"])
+            tally.received_ns.append(now)
             if received.stamped_ns:
                 stamped = received.stamped_ns - self.realtime_offset
                 tally.uplink_ns.append(stamped - payload["t"])

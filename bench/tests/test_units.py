@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from bench.dialects import SOCKETIO, V2, V3, stamp_ns
-from bench.measured import StepResult, percentile
+from bench.measured import StepResult, percentile, tail_clustering
 from bench.profile import summarise
 from bench.scenarios import Step, catalogue, noisy, spread, timeline
 from bench.wsclient import BenchConnection
@@ -122,3 +122,15 @@ def test_summarise_skips_the_root_chain():
     assert "`send (c.py)`" in table
     assert "| 75.0 | `send (c.py)` |" in table
     assert "100.0" not in table
+
+
+def test_tail_clustering_tells_a_stall_from_spread_out_load():
+    ms = 1_000_000
+    times = array("q", range(0, 10_000 * ms, ms))  # one delivery per ms for 10 s
+    stall = array("q", [50 * ms if 4000 <= i < 4100 else ms for i in range(10_000)])
+    clustered = tail_clustering(stall, times, 50 * ms)
+    assert clustered == {"windows": 1.0, "worst3": 1.0}
+    spread = array("q", [50 * ms if i % 100 == 0 else ms for i in range(10_000)])
+    scattered = tail_clustering(spread, times, 50 * ms)
+    assert scattered["windows"] == 100
+    assert scattered["worst3"] == 0.03
