@@ -448,10 +448,9 @@ class ConnectionManager:
         conns = [c for c in self._registry.connections if not c.closing]
         await self._presence.touch([(c.group_id, c.client_id, c.conn_id) for c in conns])
         await self._drop_closed(conns)
-        for group_id in {c.group_id for c in conns}:
-            for client_id in await self._presence.expire(group_id):
-                self.stats.presence_expired += 1
-                await self._announce(group_id, client_id, "leave")
+        for group_id, client_id in await self._presence.sweep({c.group_id for c in conns}):
+            self.stats.presence_expired += 1
+            await self._announce(group_id, client_id, "leave")
 
     async def _drop_closed(self, conns: list[Connection]) -> None:
         """Remove again the entries of connections that closed while they were being re-added.

@@ -6,7 +6,7 @@ who is online. Each role has a memory implementation (one process) and a Redis o
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -66,7 +66,7 @@ class PresenceStore(Protocol):
     online in the group (its first live connection); ``remove`` returns True when it went
     offline (its last). ``expire`` removes the clients of a group whose every connection has
     expired and returns them, each to exactly one caller even across nodes, so each gets one
-    leave event.
+    leave event; ``sweep`` does that for many groups at once, as ``(group, client)`` pairs.
     """
 
     async def add(self, group_id: str, client_id: str, conn_id: str) -> bool: ...
@@ -74,6 +74,7 @@ class PresenceStore(Protocol):
     async def touch(self, entries: list[tuple[str, str, str]]) -> None: ...
     async def members(self, group_id: str) -> list[str]: ...
     async def expire(self, group_id: str) -> list[str]: ...
+    async def sweep(self, group_ids: Iterable[str]) -> list[tuple[str, str]]: ...
     async def aclose(self) -> None: ...
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 
 from .base import BrokerEvent, BrokerMessage
 
@@ -123,6 +123,9 @@ class MemoryPresenceStore:
         for client_id in gone:
             self._forget(group_id, client_id)
         return sorted(gone)
+
+    async def sweep(self, group_ids: Iterable[str]) -> list[tuple[str, str]]:
+        return [(g, c) for g in group_ids for c in await self.expire(g)]
 
     def _forget(self, group_id: str, client_id: str) -> None:
         clients = self._groups[group_id]

@@ -7,6 +7,7 @@ by when they expire (Redis' clock, so nodes' clocks never disagree). Scripts in 
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from importlib import resources
 
 import redis.asyncio as aioredis
@@ -16,8 +17,8 @@ from v3_core.errors import BackendUnavailable
 
 from .redis_broker import redis_client
 
-_TOUCH_BATCH = 100  # connections refreshed per script call
-_TOUCH_CALLS = 10  # script calls per pipeline
+_TOUCH_CHUNK = 100  # connections refreshed per script call, and about as many per pipeline
+_SWEEP_CHUNK = 50  # groups swept per pipeline
 _ERRORS = (redis.exceptions.RedisError, OSError, TimeoutError)
 POOL_SIZE = 32  # concurrent presence calls; more wait for a connection (up to the timeout)
 
@@ -61,14 +62,13 @@ class RedisPresenceStore:
             raise BackendUnavailable(f"presence remove failed: {exc}") from exc
 
     async def touch(self, entries: list[tuple[str, str, str]]) -> None:
-        # One script per group (a node's refresh used to run one per connection: ~20 ms of
-        # Redis time per thousand, with every PUBLISH queued behind), a few groups per
-        # pipeline, so neither Redis nor our event loop is held for long.
-        calls = _per_group(entries, _TOUCH_BATCH)
+        # One script per group, not per connection (Redis runs scripts one at a time and
+        # every PUBLISH waits behind them), and about _TOUCH_CHUNK connections per pipeline:
+        # building one holds our event loop, ~10 µs per connection.
         try:
-            for start in range(0, len(calls), _TOUCH_CALLS):
+            for chunk in _chunks(_per_group(entries, _TOUCH_CHUNK), _TOUCH_CHUNK):
                 async with self._redis.pipeline(transaction=False) as pipe:
-                    for group_id, members in calls[start : start + _TOUCH_CALLS]:
+                    for group_id, members in chunk:
                         prefix = self._client_prefix(group_id)
                         keys = [self._group_key(group_id)]
                         args: list[str | int] = [self._ttl_ms]
@@ -95,6 +95,25 @@ class RedisPresenceStore:
             raise BackendUnavailable(f"presence sweep failed: {exc}") from exc
         return sorted(member.decode() for member in gone)
 
+    async def sweep(self, group_ids: Iterable[str]) -> list[tuple[str, str]]:
+        # A node sweeps every group it holds each refresh: one round trip per _SWEEP_CHUNK
+        # groups instead of one per group.
+        gone: list[tuple[str, str]] = []
+        groups = list(group_ids)
+        try:
+            for start in range(0, len(groups), _SWEEP_CHUNK):
+                chunk = groups[start : start + _SWEEP_CHUNK]
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    for group_id in chunk:
+                        keys = [self._group_key(group_id)]
+                        await self._expire(keys, [self._client_prefix(group_id)], client=pipe)
+                    results = await pipe.execute()
+                for group_id, found in zip(chunk, results, strict=True):
+                    gone += ((group_id, m.decode()) for m in sorted(found))
+        except _ERRORS as exc:
+            raise BackendUnavailable(f"presence sweep failed: {exc}") from exc
+        return gone
+
     async def aclose(self) -> None:
         await self._redis.aclose()
 
@@ -111,3 +130,19 @@ def _per_group(
         for group_id, members in groups.items()
         for i in range(0, len(members), batch)
     ]
+
+
+def _chunks(
+    calls: list[tuple[str, list[tuple[str, str]]]], size: int
+) -> Iterator[list[tuple[str, list[tuple[str, str]]]]]:
+    """Consecutive runs of calls holding about ``size`` connections each (at least one call)."""
+    chunk: list[tuple[str, list[tuple[str, str]]]] = []
+    held = 0
+    for call in calls:
+        chunk.append(call)
+        held += len(call[1])
+        if held >= size:
+            yield chunk
+            chunk, held = [], 0
+    if chunk:
+        yield chunk

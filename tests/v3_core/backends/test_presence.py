@@ -126,3 +126,17 @@ async def test_touch_across_many_groups_keeps_only_what_it_touches(make_presence
         assert await store.expire(group) in (["gone"], ["gone-too"])
     assert await store.remove("g0", "c0", "conn0") is False  # its second tab was touched too
     assert await store.remove("g0", "c0", "second-tab") is True
+
+
+async def test_sweep_returns_the_expired_clients_of_every_group_once(make_presence):
+    node_a, node_b = make_presence(), make_presence()
+    groups = [f"g{i}" for i in range(60)]  # more than one pipeline's worth on Redis
+    for group in groups:
+        await node_a.add(group, "gone", f"{group}-1")
+    await node_a.add("g7", "gone-too", "x")
+    await asyncio.sleep(TTL * 1.5)
+    await node_a.add("g7", "stays", "y")
+    first, second = await asyncio.gather(node_a.sweep(groups), node_b.sweep(groups))
+    assert sorted(first + second) == sorted([(g, "gone") for g in groups] + [("g7", "gone-too")])
+    assert await node_a.members("g7") == ["stays"]
+    assert await node_a.sweep([]) == []
