@@ -177,7 +177,9 @@ def _hops(table: Table, scenario: str, step: str, systems: Sequence[str]) -> lis
         return []
     return [
         "",
-        "Latency by hop, split at the server's `sent_at` stamp:",
+        "Latency by hop, split at the server's `sent_at` stamp, and how the slowest 1 % of "
+        "deliveries fall in time (a few 100-ms windows holding most of them: stalls; many "
+        "windows: queueing under load):",
         "",
         *_table(HOP_COLUMNS, rows),
     ]
