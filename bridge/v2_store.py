@@ -17,15 +17,17 @@ from typing import Any, Protocol
 
 import redis.asyncio as aioredis
 import redis.exceptions
+from redis.typing import EncodableT, FieldT
 
 from v3_core.backends.redis_broker import redis_client
 from v3_core.errors import BackendUnavailable
 
 from .v2_policy import GLOBAL, Mode, V2Policy
-from .v2_usage import ClientUsage, GroupUsage, UsageDelta, merge_into
+from .v2_usage import ClientDelta, ClientUsage, GroupUsage, UsageDelta, merge_into
 
 _ERRORS = (redis.exceptions.RedisError, OSError, TimeoutError)
 DEFAULT_USAGE_TTL = 30 * 86400.0
+_RECORD_CHUNK = 100  # commands per pipeline when recording usage (each ~50 µs to build)
 
 
 class V2Store(Protocol):
@@ -109,24 +111,46 @@ class RedisV2Store:
             await self._call(self._redis.hset(key, scope, mode))
 
     async def record(self, delta: UsageDelta) -> None:
+        # Every open legacy connection is in every flush (seen now), so this runs for all of
+        # a node's legacy clients every few seconds: per group one HSET, one ZADD and the
+        # EXPIREs, per client only the counts that moved (one HSET, ZADD and three EXPIREs
+        # per client held a node's event loop 50-100 ms per 500 clients), sent every
+        # _RECORD_CHUNK commands, since building a pipeline holds the event loop too.
         if not delta:
             return
         ttl = max(1, int(self._ttl))
-        pipe = self._redis.pipeline(transaction=False)
+        by_group: dict[str, list[tuple[str, ClientDelta]]] = {}
         for (group_id, client_id), seen in delta.items():
-            stats, clients = f"{self._p}g:{group_id}", f"{self._p}s:{group_id}"
-            millis = int(seen.last_seen * 1000)
-            pipe.hincrby(stats, f"m:{client_id}", seen.messages)
-            pipe.hincrby(stats, f"n:{client_id}", seen.connects)
-            if seen.group_legacy:
-                pipe.hset(stats, "legacy", seen.group_legacy)
-            if seen.client_legacy:
-                pipe.hset(stats, f"l:{client_id}", seen.client_legacy)
-            pipe.zadd(clients, {client_id: millis}, gt=True)
-            pipe.zadd(f"{self._p}groups", {group_id: millis}, gt=True)
-            for key in (stats, clients, f"{self._p}groups"):
-                pipe.expire(key, ttl)
-        await self._call(pipe.execute())
+            by_group.setdefault(group_id, []).append((client_id, seen))
+        latest: dict[str, int] = {}
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for group_id, clients in by_group.items():
+                stats, members = f"{self._p}g:{group_id}", f"{self._p}s:{group_id}"
+                fields: dict[FieldT, EncodableT] = {
+                    f"l:{c}": seen.client_legacy for c, seen in clients if seen.client_legacy
+                }
+                group_legacy = next((s.group_legacy for _, s in clients if s.group_legacy), "")
+                if group_legacy:
+                    fields["legacy"] = group_legacy
+                if fields:
+                    pipe.hset(stats, mapping=fields)
+                for client_id, seen in clients:
+                    if seen.messages:
+                        pipe.hincrby(stats, f"m:{client_id}", seen.messages)
+                    if seen.connects:
+                        pipe.hincrby(stats, f"n:{client_id}", seen.connects)
+                    if len(pipe) >= _RECORD_CHUNK:
+                        await self._call(pipe.execute())
+                seen_ms = {c: int(seen.last_seen * 1000) for c, seen in clients}
+                pipe.zadd(members, seen_ms, gt=True)
+                latest[group_id] = max(seen_ms.values())
+                pipe.expire(stats, ttl)
+                pipe.expire(members, ttl)
+                if len(pipe) >= _RECORD_CHUNK:
+                    await self._call(pipe.execute())
+            pipe.zadd(f"{self._p}groups", latest, gt=True)
+            pipe.expire(f"{self._p}groups", ttl)
+            await self._call(pipe.execute())
 
     async def usage(self) -> list[GroupUsage]:
         groups_key = f"{self._p}groups"

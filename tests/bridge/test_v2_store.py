@@ -90,3 +90,30 @@ async def test_redis_store_down_raises_backend_unavailable(prefix):
             await store.policy()
     finally:
         await store.aclose()
+
+
+async def test_a_flush_costs_redis_about_one_command_per_active_client(redis_url, prefix):
+    """Every open legacy connection is in every flush: per-client HSET/ZADD/EXPIREs held a
+    node's event loop about 100 ms per 500 clients while the pipeline was built."""
+    store = RedisV2Store(redis_url, prefix=prefix)
+    client = redis.Redis.from_url(redis_url)
+    now = time.time()
+    delta = {
+        (f"grp_{i % 4}", f"dev_{i}"): ClientDelta(str(i % 4), str(i), i % 2, 0, now)
+        for i in range(400)
+    }
+    try:
+        await store.policy()  # connected: the handshake's commands are not counted
+        before = client.info("stats")["total_commands_processed"]
+        await store.record(delta)
+        commands = client.info("stats")["total_commands_processed"] - before - 1  # the INFO
+        # 200 clients sent messages (one HINCRBY each); per group one HSET, one ZADD and two
+        # EXPIREs; one ZADD and one EXPIRE for the group index
+        assert commands == 200 + 4 * 4 + 2
+        usage = {g.group_id: g for g in await store.usage()}
+        dev_7 = next(c for c in usage["grp_3"].clients if c.client_id == "dev_7")
+        assert (usage["grp_3"].group_legacy, dev_7.client_legacy, dev_7.messages) == ("3", "7", 1)
+        assert sum(len(g.clients) for g in usage.values()) == 400
+    finally:
+        await store.aclose()
+        client.close()
