@@ -42,7 +42,8 @@ def step_figures(step: StepResult) -> Figures:
     for key, value in step.latency_us.items():
         figures[f"lat_{key}_ms"] = value / 1000
     for key, value in step.tail.items():
-        figures[f"tail_{key}"] = value
+        if not key.startswith("at"):  # a time, not a figure: in the JSON only
+            figures[f"tail_{key}"] = value
     for key, value in step.hops_us.items():
         figures[f"hop_{key}_ms"] = value / 1000
     for node, ns in enumerate(step.node_cpu_ns):

@@ -36,7 +36,8 @@ def tail_clustering(latency: array[int], received: array[int], p99: float) -> di
     """Whether the slowest 1 % of deliveries came in bursts (stalls) or spread out (load).
 
     ``windows``: 100 ms windows that hold any of them; ``worst3``: share of them in the three
-    fullest windows. A tail made of a few stalls has few windows and a high share.
+    fullest windows. A tail made of a few stalls has few windows and a high share. ``at1`` to
+    ``at3`` are when those windows began (CLOCK_MONOTONIC s), to line up with server logs.
     """
     buckets: Counter[int] = Counter(
         t // TAIL_WINDOW_NS for lat, t in zip(latency, received, strict=True) if lat >= p99
@@ -44,8 +45,11 @@ def tail_clustering(latency: array[int], received: array[int], p99: float) -> di
     slow = sum(buckets.values())
     if not slow:
         return {}
-    worst = sum(n for _, n in buckets.most_common(3))
-    return {"windows": float(len(buckets)), "worst3": worst / slow}
+    worst = buckets.most_common(3)
+    found = {"windows": float(len(buckets)), "worst3": sum(n for _, n in worst) / slow}
+    for rank, (window, _) in enumerate(worst, 1):
+        found[f"at{rank}"] = window * TAIL_WINDOW_NS / 1e9
+    return found
 
 
 @dataclass

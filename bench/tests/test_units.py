@@ -129,7 +129,7 @@ def test_tail_clustering_tells_a_stall_from_spread_out_load():
     times = array("q", range(0, 10_000 * ms, ms))  # one delivery per ms for 10 s
     stall = array("q", [50 * ms if 4000 <= i < 4100 else ms for i in range(10_000)])
     clustered = tail_clustering(stall, times, 50 * ms)
-    assert clustered == {"windows": 1.0, "worst3": 1.0}
+    assert clustered == {"windows": 1.0, "worst3": 1.0, "at1": 4.0}
     spread = array("q", [50 * ms if i % 100 == 0 else ms for i in range(10_000)])
     scattered = tail_clustering(spread, times, 50 * ms)
     assert scattered["windows"] == 100
