@@ -35,6 +35,7 @@ log = logging.getLogger("aether.manager")
 
 RETRY_REFRESH = 1.0  # seconds between presence refresh attempts while the store fails
 REJOIN_BATCH = 32  # concurrent presence calls when re-registering after an outage
+REFRESH_SLICE = 100  # connections per presence touch in a paced refresh
 SHUTDOWN_LEAVE_TIMEOUT = 3.0  # seconds the connections left at shutdown get to leave presence
 
 
@@ -406,6 +407,7 @@ class ConnectionManager:
         interval = refresh_interval(self.presence_ttl)
         wait = interval
         self._refreshed_at = loop.time()
+        failing = False
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._presence_due.wait(), wait)
@@ -419,12 +421,15 @@ class ConnectionManager:
                 await self._refresh_and_sweep()
                 self._refreshed_at = started
             except BackendUnavailable as exc:
-                if wait == interval:
+                if not failing:
                     log.warning("presence refresh failed: %s", exc)
+                failing = True
                 # Retry soon: entries are expiring while the store is unreachable.
                 wait = min(interval, RETRY_REFRESH)
             else:
-                wait = interval
+                failing = False
+                # A paced refresh takes a while: keep one refresh per interval, start to start.
+                wait = max(0.0, interval - (loop.time() - started))
 
     async def _rejoin(self) -> None:
         """Re-add every local connection; announce a join for each client that was offline.
@@ -445,8 +450,16 @@ class ConnectionManager:
                     await self._announce(conn.group_id, conn.client_id, "join")
 
     async def _refresh_and_sweep(self) -> None:
+        # Paced: REFRESH_SLICE connections at a time, spread over a third of the interval, so
+        # a big node's refresh never stalls its fan-out, nor Redis, for long at once.
         conns = [c for c in self._registry.connections if not c.closing]
-        await self._presence.touch([(c.group_id, c.client_id, c.conn_id) for c in conns])
+        entries: list[tuple[str, str, str]] = [(c.group_id, c.client_id, c.conn_id) for c in conns]
+        slices = range(0, len(entries), REFRESH_SLICE)
+        gap = refresh_interval(self.presence_ttl) / 3 / len(slices) if slices else 0.0
+        for start in slices:
+            if start:
+                await asyncio.sleep(gap)
+            await self._presence.touch(entries[start : start + REFRESH_SLICE])
         await self._drop_closed(conns)
         for group_id, client_id in await self._presence.sweep({c.group_id for c in conns}):
             self.stats.presence_expired += 1
