@@ -31,6 +31,7 @@ def step_figures(step: StepResult) -> Figures:
         "redis_cores": step.cores(step.redis_cpu_ns),
         "client_cores": step.cores(step.workers_cpu_ns),
         "machine_busy": step.machine_busy,
+        "steal_cores": step.machine_steal * (os.cpu_count() or 1),
         # /proc/stat ticks at 10 ms while schedstat counts ns: in a short window the
         # difference can dip below zero, which only means "nothing else measurable".
         "other_cores": max(

@@ -19,6 +19,7 @@ class Sample:
     workers_cpu_ns: int
     machine_busy: int
     machine_total: int
+    machine_steal: int = 0
 
 
 def percentile(sorted_values: Sequence[int], q: float) -> float:
@@ -71,6 +72,7 @@ class StepResult:
     redis_cpu_ns: int = 0
     workers_cpu_ns: int = 0
     machine_busy: float = 0.0
+    machine_steal: float = 0.0  # share of the machine's time the hypervisor took
 
     def add_latencies(self, samples: array[int], received: array[int] | None = None) -> None:
         ordered = sorted(samples)
@@ -95,6 +97,8 @@ class StepResult:
         self.workers_cpu_ns = after.workers_cpu_ns - before.workers_cpu_ns
         total = after.machine_total - before.machine_total
         self.machine_busy = (after.machine_busy - before.machine_busy) / total if total else 0.0
+        steal = after.machine_steal - before.machine_steal
+        self.machine_steal = steal / total if total else 0.0
 
     @property
     def deliveries_per_s(self) -> float:

@@ -191,12 +191,16 @@ def rss_bytes(pids: Sequence[int]) -> int:
     return total
 
 
-def machine_jiffies() -> tuple[int, int]:
-    """(busy, total) jiffies of the whole machine from ``/proc/stat``."""
+def machine_jiffies() -> tuple[int, int, int]:
+    """(busy, total, steal) jiffies of the whole machine from ``/proc/stat``.
+
+    Steal is time the hypervisor ran something else while this VM wanted the CPU: it counts
+    as busy, and no process of ours sees it, yet it delays every one of them.
+    """
     fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     idle = fields[3] + fields[4]
     total = sum(fields[:8])
-    return total - idle, total
+    return total - idle, total, fields[7]
 
 
 def machine_info() -> dict[str, str]:

@@ -55,7 +55,9 @@ def _header(command: str, elapsed: float, quick: bool, repeats: int) -> list[str
         "- load generator: separate worker processes (websockets sans-I/O client, uvloop); "
         "server CPU is the servers' own (schedstat of their threads), Redis and clients shown "
         "apart; 'cores' = CPU seconds per second of the measure window; 'other cores' = what "
-        "the rest of the machine (kernel softirq, other jobs) used meanwhile: a noise gauge",
+        "the rest of the machine (kernel softirq, other jobs) used meanwhile: a noise gauge; "
+        "'steal cores' = time the hypervisor ran other VMs while this one wanted the CPU "
+        "(/proc/stat steal, counted in 'other'): it delays every process alike",
     ]
 
 
@@ -72,6 +74,7 @@ STEP_COLUMNS = (
     "redis cores",
     "client cores",
     "other cores",
+    "steal cores",
 )
 
 
@@ -93,6 +96,7 @@ def _step_row(table: Table, scenario: str, system: str, step: str) -> list[str] 
         _fmt(f["redis_cores"], 2),
         _fmt(f["client_cores"], 2),
         _fmt(f["other_cores"], 2),
+        _fmt(f["steal_cores"], 2),
     ]
 
 

@@ -65,7 +65,7 @@ class Cluster:
         return tuple(c.port for c in self.children)
 
     def sample(self) -> Sample:
-        busy, total = procs.machine_jiffies()
+        busy, total, steal = procs.machine_jiffies()
         return Sample(
             time.monotonic_ns(),
             tuple(procs.cpu_ns(t) for t in self.trees),
@@ -73,6 +73,7 @@ class Cluster:
             procs.cpu_ns(self.worker_pids),
             busy,
             total,
+            steal,
         )
 
     def rss(self) -> tuple[int, ...]:
