@@ -15,7 +15,7 @@ import uvicorn
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
-from . import v2_cli
+from . import node_server, v2_cli
 from .app import app_from_env, configure_logging, create_app
 from .settings import Settings
 from .sockets import SocketRouter
@@ -80,8 +80,9 @@ def serve(settings: Settings) -> None:
     if settings.workers == 1:
         app = create_app(settings)
         freeze_startup_heap()
-        uvicorn.run(app, **options)
+        node_server.run(app, **options)
         return
+    # uvicorn's worker processes run its own Server: they keep its 0.1 s main-loop tick.
     # Workers import the app themselves; hand them the settings through the environment.
     for name, value in settings.model_dump(exclude={"node_id"}).items():
         if value is not None:

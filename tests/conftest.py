@@ -21,6 +21,7 @@ import redis
 import uvicorn
 
 from bridge.app import create_app
+from bridge.node_server import NodeServer
 from bridge.settings import Settings
 from bridge.uvicorn_ws import server_options
 from bridge.v2_store import MemoryV2Store
@@ -120,7 +121,7 @@ async def serve_app(settings: Settings, **shared: Any) -> AsyncIterator[RunningS
     config = uvicorn.Config(
         create_app(settings, **shared), log_level="warning", **server_options(settings)
     )
-    server = uvicorn.Server(config)
+    server = NodeServer(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
         while not server.started:

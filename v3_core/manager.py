@@ -477,15 +477,26 @@ class ConnectionManager:
                 await self._presence.remove(conn.group_id, conn.client_id, conn.conn_id)
 
     async def _watch_writers(self) -> None:
+        """Close each connection whose send has lasted ``send_timeout``, when it has.
+
+        It sleeps until the oldest send in progress reaches the limit, or a whole
+        ``send_timeout`` when none is: a send starting after a pass cannot be due before
+        then. An idle node wakes once per ``send_timeout``, not every half second.
+        """
         loop = asyncio.get_running_loop()
         timeout = self._limits.send_timeout
         while True:
-            await asyncio.sleep(min(timeout / 2, 0.5))
-            deadline = loop.time() - timeout
+            now = loop.time()
+            next_pass = now + timeout
             for conn in self._registry.connections:
                 started = conn.send_stuck_since()
-                if started is not None and started < deadline:
+                if started is None:
+                    continue
+                if started + timeout <= now:
                     conn.close_slow(f"a send took over {timeout}s")
+                else:
+                    next_pass = min(next_pass, started + timeout)
+            await asyncio.sleep(next_pass - now)
 
 
 def _retrieve(future: asyncio.Future[None]) -> None:

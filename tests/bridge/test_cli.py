@@ -110,13 +110,13 @@ def test_a_bad_setting_names_its_variable():
 
 
 _SERVE_AND_REPORT_GC = """
-import gc, sys, uvicorn
-import bridge.cli
+import gc, sys
+import bridge.cli, bridge.node_server
 
 def run(app, **options):  # stands in for the server: report what serve() left behind
     print(gc.get_freeze_count(), sum(gc.get_count()))
 
-uvicorn.run = run
+bridge.node_server.run = run
 bridge.cli.main(["serve"])
 """
 

@@ -32,7 +32,8 @@ log = logging.getLogger("aether.broker")
 _REDIS_ERRORS = (redis.exceptions.RedisError, OSError, asyncio.TimeoutError)
 _PROBE = b"probe "
 _MIN_BACKOFF, _MAX_BACKOFF = 0.05, 0.5  # reconnect delay, doubled per failure, plus jitter
-_POLL = 0.25  # longest wait in get_message, so probe deadlines are checked this often
+_WAKE = b"wake"  # on the node's own channel: makes the reader look at _recycle_reason now
+_SLACK = 0.001  # past a probe deadline when the reader wakes for it, never just before
 
 # Discontinuity reasons (clients see them as the resync notice's payload.reason).
 RECONNECTED = "broker-reconnected"  # the connection was lost; Redis kept its state
@@ -114,6 +115,12 @@ class _Probes:
 
     def overdue(self, now: float) -> bool:
         return self.waiting_since is not None and now - self.waiting_since > self.timeout
+
+    def next_deadline(self) -> float:
+        """When the reader must look again: the next probe, or the oldest one's time limit."""
+        if self.waiting_since is None:
+            return self.next_at
+        return min(self.next_at, self.waiting_since + self.timeout)
 
 
 class RedisBroker:
@@ -215,8 +222,13 @@ class RedisBroker:
                 self._recycle(f"unsubscribe failed: {exc!r}")
 
     def _recycle(self, reason: str) -> None:
-        """Make the reader drop this connection; it re-subscribes from ``_channels``."""
+        """Make the reader drop this connection; it re-subscribes from ``_channels``.
+
+        The reader sleeps until its next probe is due, so a message on the node's channel
+        wakes it now; if Redis cannot deliver that, the probe deadline will.
+        """
         self._recycle_reason = self._recycle_reason or reason
+        self._send_probe(_WAKE)
 
     # -- the supervised subscriber -------------------------------------------------------
 
@@ -316,9 +328,9 @@ class RedisBroker:
         node_channel = self._node_channel.encode()
         while True:
             self._check_usable(pubsub, probes, loop.time())
-            message: dict[str, Any] | None = await pubsub.get_message(
-                timeout=min(self._probe_interval, _POLL)
-            )
+            # Sleep until a probe is due: an idle node wakes for its probes, not to poll.
+            wait = max(probes.next_deadline() - loop.time(), 0.0) + _SLACK
+            message: dict[str, Any] | None = await pubsub.get_message(timeout=wait)
             if message is None:
                 continue
             kind, channel = message["type"], message["channel"]

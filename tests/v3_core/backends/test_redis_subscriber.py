@@ -1,0 +1,66 @@
+"""The Redis subscriber sleeps between probes, yet acts at once when told to recycle."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import pytest
+from redis.asyncio.client import PubSub
+
+from v3_core.backends.base import BrokerEvent, Discontinuity
+from v3_core.backends.redis_broker import RECONNECTED, RedisBroker
+
+IDLE = 2.0
+
+
+@contextlib.asynccontextmanager
+async def running(broker: RedisBroker) -> AsyncIterator[asyncio.Queue[BrokerEvent]]:
+    """The broker's events, read by a task into a queue, as the manager reads them."""
+    events: asyncio.Queue[BrokerEvent] = asyncio.Queue()
+
+    async def pump() -> None:
+        async for event in broker.events():
+            events.put_nowait(event)
+
+    task = asyncio.create_task(pump())
+    try:
+        await broker.wait_ready(5)
+        yield events
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await broker.aclose()
+
+
+async def test_an_idle_subscriber_reads_for_its_probes_not_on_a_poll(
+    redis_url, prefix, monkeypatch: pytest.MonkeyPatch
+):
+    reads = 0
+    get_message = PubSub.get_message
+
+    async def counting(self: PubSub, *args: object, **kwargs: object) -> object:
+        nonlocal reads
+        reads += 1
+        return await get_message(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    broker = RedisBroker(redis_url, node_channel=f"{prefix}n:a", probe_interval=5.0)
+    async with running(broker):
+        await asyncio.sleep(0.2)  # the first probe and its echo
+        monkeypatch.setattr(PubSub, "get_message", counting)
+        await asyncio.sleep(IDLE)
+    # A 0.25 s poll read 8 times in 2 s; between probes 5 s apart there is nothing to read.
+    assert reads <= 2
+
+
+async def test_a_recycle_takes_effect_at_once_not_at_the_next_probe(redis_url, prefix):
+    broker = RedisBroker(redis_url, node_channel=f"{prefix}n:a", probe_interval=60.0)
+    async with running(broker) as events:
+        await asyncio.sleep(0.2)
+        broker._recycle("test: an unsubscribe failed")
+        async with asyncio.timeout(10):  # far below the 60 s to the next probe
+            event = await events.get()
+        assert event == Discontinuity(RECONNECTED)
+        assert broker.reconnects == 1

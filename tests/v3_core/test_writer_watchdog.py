@@ -1,0 +1,104 @@
+"""The manager's writer watchdog: a send that lasts ``send_timeout`` closes its connection."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import pytest
+
+from v3_core import Channels, ConnectionManager
+from v3_core.backends import MemoryBroker, MemoryHub, MemoryPresenceStore
+from v3_core.backends.base import Backends
+from v3_core.connection import Connection, QueueLimits
+
+from .test_connection import RecordingSender
+
+SEND_TIMEOUT = 0.4
+
+
+def manager(limits: QueueLimits | None = None) -> ConnectionManager:
+    hub = MemoryHub()
+    backends = Backends(MemoryBroker(hub), MemoryPresenceStore(ttl=30, hub=hub), "memory")
+    return ConnectionManager(
+        backends,
+        node_id="n1",
+        channels=Channels("t:"),
+        presence_ttl=30,
+        limits=limits or QueueLimits(send_timeout=SEND_TIMEOUT),
+    )
+
+
+def block(sender: RecordingSender, conn: Connection) -> None:
+    """Start a send that never completes, as to a client that stopped reading."""
+    sender.writable = False
+    sender.release.clear()
+    conn.enqueue("stuck")
+
+
+async def wait_aborted(sender: RecordingSender, within: float) -> None:
+    async with asyncio.timeout(within):
+        while sender.aborted is None:  # noqa: ASYNC110 (a recording fake, nothing to await)
+            await asyncio.sleep(0.01)
+
+
+async def test_each_stuck_send_is_closed_once_it_has_lasted_the_timeout():
+    loop = asyncio.get_running_loop()
+    first, second, reading = RecordingSender(), RecordingSender(), RecordingSender()
+    async with manager() as nodes, contextlib.AsyncExitStack() as stack:
+        conns = [
+            await stack.enter_async_context(nodes.connect("g", name, sender))
+            for name, sender in (("first", first), ("second", second), ("reading", reading))
+        ]
+        for conn in conns:
+            conn.start_writer()
+        # The watchdog has just made a pass; sends starting now, and a little later, must
+        # each be closed at their own deadline, not a whole pass late or early.
+        await asyncio.sleep(0.05)
+        block(first, conns[0])
+        first_started = loop.time()
+        await asyncio.sleep(SEND_TIMEOUT / 2)
+        block(second, conns[1])
+        second_started = loop.time()
+        conns[2].enqueue("fine")
+
+        await wait_aborted(first, within=5)
+        assert loop.time() - first_started >= SEND_TIMEOUT
+        assert second.aborted is None or loop.time() - second_started >= SEND_TIMEOUT
+        await wait_aborted(second, within=5)
+        assert loop.time() - second_started >= SEND_TIMEOUT
+
+    assert first.aborted == second.aborted == (4008, "slow consumer")
+    assert reading.aborted is None
+    assert "fine" in reading.received
+
+
+async def test_a_send_that_completes_in_time_is_left_alone():
+    sender = RecordingSender()
+    async with manager() as nodes, nodes.connect("g", "alice", sender) as conn:
+        conn.start_writer()
+        block(sender, conn)
+        await asyncio.sleep(SEND_TIMEOUT / 2)
+        sender.release.set()  # the client read in time
+        await asyncio.sleep(3 * SEND_TIMEOUT)
+        assert sender.aborted is None
+        assert "stuck" in sender.sent
+
+
+async def test_with_no_send_in_progress_the_watchdog_sleeps_a_whole_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    passes = 0
+    stuck_since = Connection.send_stuck_since
+
+    def counting(self: Connection) -> float | None:
+        nonlocal passes
+        passes += 1
+        return stuck_since(self)
+
+    monkeypatch.setattr(Connection, "send_stuck_since", counting)
+    limits = QueueLimits(send_timeout=2.0)
+    async with manager(limits) as nodes, nodes.connect("g", "alice", RecordingSender()):
+        await asyncio.sleep(3.0)
+    # one pass at start and one 2 s later; the old half-second cadence made five
+    assert 1 <= passes <= 3
