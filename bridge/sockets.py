@@ -45,11 +45,39 @@ class SocketRouter:
         self.state = http_app.state  # what the lifespan put there: manager, settings, ...
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "websocket" and (match := SOCKET_PATH.match(scope["path"])):
+        if scope["type"] != "websocket":
+            await self.http_app(scope, receive, send)
+        elif match := SOCKET_PATH.match(scope["path"]):
             kind, group_id, client_id = match.groups()
             await handle_socket(self.state, scope, receive, send, kind, group_id, client_id)
         else:
-            await self.http_app(scope, receive, send)
+            await not_found(scope, receive, send)
+
+
+NOT_FOUND = (
+    b"no WebSocket endpoint at this path; the gateway serves "
+    b"/v3/ws/group/{group_id}/client/{client_id} and the legacy /ws/... and /ws_redis/...\n"
+)
+
+
+async def not_found(scope: Scope, receive: Receive, send: Send) -> None:
+    """HTTP 404 for a WebSocket path we do not serve, so a typo is not mistaken for a refusal.
+
+    Needs the ASGI ``websocket.http.response`` extension (uvicorn has it); else 403.
+    """
+    if (await receive())["type"] != "websocket.connect":
+        return
+    if "websocket.http.response" not in scope.get("extensions", {}):
+        await send({"type": "websocket.close", "code": CloseCode.POLICY_VIOLATION})
+        return
+    await send(
+        {
+            "type": "websocket.http.response.start",
+            "status": 404,
+            "headers": [(b"content-type", b"text/plain; charset=utf-8")],
+        }
+    )
+    await send({"type": "websocket.http.response.body", "body": NOT_FOUND})
 
 
 async def handle_socket(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import httpx
 import websockets
 
 from ..helpers import assert_silent, recv_msg, send_json, v3
@@ -133,3 +134,24 @@ async def test_foreign_origin_is_refused_before_accept(make_settings):
         await ws.close()
         ws = await connect(node.ws, path)  # no Origin: not a browser, allowed (documented)
         await ws.close()
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v3/ws/group/g1",  # a segment missing
+        "/v3/ws/group/g1/client/alice/extra",  # one too many
+        "/v3/ws/groups/g1/client/alice",  # a typo
+        "/socket.io/",
+    ],
+)
+async def test_a_websocket_path_we_do_not_serve_gets_404_not_a_refusal(server, path):
+    from ..helpers import connect
+
+    with pytest.raises(websockets.InvalidStatus) as refused:
+        await connect(server.ws, path)
+    response = refused.value.response
+    assert response.status_code == 404
+    assert b"/v3/ws/group/{group_id}/client/{client_id}" in response.body
+    async with httpx.AsyncClient() as http:  # HTTP on the same node is untouched
+        assert (await http.get(f"{server.http}/healthz")).status_code == 200
