@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-import pytest
 import httpx
+import pytest
 import websockets
 
 from ..helpers import assert_silent, recv_msg, send_json, v3
