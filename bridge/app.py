@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from translators import IdStore, V2Dialect, open_id_mapper
 from v3_core import Channels, ConnectionManager, QueueLimits
 from v3_core.backends import MemoryHub, open_backends
+from v3_core.manager import ConnectionLimits
 from v3_core.ratelimit import RateLimit
 
 from . import admin_api, http_api, sockets
@@ -64,6 +65,10 @@ def create_app(
                 allow_client_broadcast=settings.client_broadcast,
                 rate_limit=RateLimit.from_settings(
                     settings.rate_limit, settings.rate_burst, settings.rate_close_after
+                ),
+                connection_limits=ConnectionLimits(
+                    per_client=settings.max_connections_per_client,
+                    per_node=settings.max_connections,
                 ),
             ) as manager,
             open_id_mapper(

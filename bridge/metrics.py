@@ -40,6 +40,15 @@ class ManagerCollector(Collector):
             counter = CounterMetricFamily(f"aether_{name}", help_text)
             counter.add_metric([], getattr(stats, name))
             yield counter
+        refused = CounterMetricFamily(
+            "aether_connections_refused",
+            "WebSocket connections refused at a connection limit of this node "
+            "(client-limit: 4529, node-limit: 1013)",
+            labels=["reason"],
+        )
+        refused.add_metric(["client-limit"], stats.client_limit_refusals)
+        refused.add_metric(["node-limit"], stats.node_limit_refusals)
+        yield refused
         yield GaugeMetricFamily(
             "aether_connections", "open WebSocket connections", value=len(self._manager)
         )

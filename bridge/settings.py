@@ -38,6 +38,10 @@ class Settings(BaseSettings):
     rate_burst: int = Field(1000, ge=0)  # messages at once
     rate_close_after: int = Field(10, ge=0)  # rejected in a row before 4529; 0: never close
 
+    # Connection limits of this node (per process, not cluster-wide); 0: no limit.
+    max_connections_per_client: int = Field(0, ge=0)  # one client_id's sockets; over it: 4529
+    max_connections: int = Field(0, ge=0)  # all sockets of the node; over it: 1013
+
     redis_timeout: float = Field(2.0, gt=0)
     probe_interval: float = Field(5.0, gt=0)
 

@@ -21,9 +21,9 @@ class CloseCode(IntEnum):
     MESSAGE_TOO_BIG = 1009  # frame over AETHER_MAX_MESSAGE_BYTES; reconnect, send smaller frames
     INTERNAL_ERROR = 1011  # server fault or keepalive timeout; reconnect with backoff
     SERVICE_RESTART = 1012  # node shutting down; reconnect at once (another node will take you)
-    TRY_AGAIN_LATER = 1013  # a dependency (Redis, ID lookup) is down; reconnect with backoff
+    TRY_AGAIN_LATER = 1013  # a dependency is down, or the node is full; reconnect with backoff
     SLOW_CONSUMER = 4008  # outgoing queue overflowed; reconnect and refetch state
-    RATE_LIMITED = 4529  # too many messages; reconnect after a pause
+    RATE_LIMITED = 4529  # too many messages, or connections of one client; reconnect after a pause
 
 
 ErrorCode = Literal[

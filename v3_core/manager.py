@@ -39,12 +39,30 @@ REFRESH_SLICE = 100  # connections per presence touch in a paced refresh
 SHUTDOWN_LEAVE_TIMEOUT = 3.0  # seconds the connections left at shutdown get to leave presence
 
 
+@dataclass(frozen=True, slots=True)
+class ConnectionLimits:
+    """Connections one node admits; 0 means no limit (matrix X7, X11).
+
+    Counted per node (per process) from the registry, so the check costs no Redis round trip
+    on connect; a cluster-wide count would. Across N nodes a client may hold N × per_client.
+    """
+
+    per_client: int = 0  # connections of one client_id, any group; over it: 4529
+    per_node: int = 0  # all connections of this node; over it: 1013, try another node
+
+    def __post_init__(self) -> None:
+        if self.per_client < 0 or self.per_node < 0:
+            raise ValueError("connection limits must be >= 0 (0: no limit)")
+
+
 @dataclass(slots=True)
 class ManagerStats:
     """Plain counters, read by /metrics at scrape time (no per-message metric calls)."""
 
     connections_opened: int = 0
     connections_rejected: int = 0
+    client_limit_refusals: int = 0
+    node_limit_refusals: int = 0
     messages_received: int = 0
     messages_rejected: int = 0
     messages_rate_limited: int = 0
@@ -71,6 +89,7 @@ class ConnectionManager:
         limits: QueueLimits | None = None,
         allow_client_broadcast: bool = True,
         rate_limit: RateLimit | None = None,
+        connection_limits: ConnectionLimits | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.node_id = node_id
@@ -82,6 +101,7 @@ class ConnectionManager:
         self._presence = backends.presence
         self._limits = limits or QueueLimits()
         self._rate_limit = rate_limit
+        self._conn_limits = connection_limits or ConnectionLimits()
         self._clock = clock  # monotonic seconds, read once per inbound frame
         self._registry: LocalRegistry[Connection] = LocalRegistry()
         self._subscribing: dict[str, asyncio.Future[None]] = {}
@@ -150,7 +170,8 @@ class ConnectionManager:
 
         Its subscriptions are live when the block starts. The caller completes the WebSocket
         handshake inside the block, then calls ``conn.start_writer()``. Entering raises
-        ConnectionRejected (1013) when the broker is down.
+        ConnectionRejected: 1013 when the broker is down or the node is at its connection
+        limit, 4529 when the client is at its own.
         """
         conn = Connection(
             conn_id=new_conn_id(),
@@ -168,6 +189,8 @@ class ConnectionManager:
     async def open(self, conn: Connection) -> None:
         """Register, subscribe and announce ``conn``; Session calls this on entry."""
         group_id, client_id = conn.group_id, conn.client_id
+        # Checked and registered with no await between, so concurrent connects count each other.
+        self._check_limits(client_id)
         channels = self._registry_channels(conn)
         first = self._registry.add(conn, channels)
         try:
@@ -182,6 +205,31 @@ class ConnectionManager:
         self.stats.connections_opened += 1
         if came_online:
             await self._announce(group_id, client_id, "join")
+
+    def _check_limits(self, client_id: str) -> None:
+        """Refuse a connection over a limit before it touches the registry, broker or presence.
+
+        Both counts are this node's, read from the registry: O(1), and no Redis round trip.
+        """
+        limits = self._conn_limits
+        if limits.per_client:
+            held = len(self._registry.members(self.channels.client(client_id)))
+            if held >= limits.per_client:
+                self.stats.client_limit_refusals += 1
+                log.warning(
+                    "refusing client %r: %d connections on this node already", client_id, held
+                )
+                raise ConnectionRejected(
+                    CloseCode.RATE_LIMITED,
+                    f"too many connections for client {client_id[:40]!r} on this node "
+                    f"(limit {limits.per_client})",
+                )
+        if limits.per_node and len(self._registry) >= limits.per_node:
+            # Not logged one by one: a full node would log every retry. The counter shows it.
+            self.stats.node_limit_refusals += 1
+            raise ConnectionRejected(
+                CloseCode.TRY_AGAIN_LATER, "node at its connection limit; retry with backoff"
+            )
 
     async def close(self, conn: Connection) -> None:
         """Stop ``conn``'s writer, drop its subscriptions and presence; Session calls this."""
