@@ -51,7 +51,7 @@ class V2Dialect:
         )
 
     def render_error(self, rejected: MessageRejected) -> str:
-        return render_v2_error(rejected.code, rejected.detail)
+        return render_v2_error(rejected.code, rejected.detail, **rejected.extra)
 
     async def _client_vision_id(self, legacy: str) -> str:
         # A failed lookup rejects this one message; the socket stays open.

@@ -47,9 +47,10 @@ def render_v2(
     return _dumps({key: value for key, value in frame.items() if value is not None}) or text
 
 
-def render_v2_error(code: str, detail: str) -> str:
-    """The reply to a rejected legacy frame: ``{"type": "error", "msg", "data": {"code"}}``."""
-    return orjson.dumps({"type": "error", "msg": detail, "data": {"code": code}}).decode()
+def render_v2_error(code: str, detail: str, **extra: float | str) -> str:
+    """The reply to a rejected legacy frame: ``{"type": "error", "msg", "data": {"code", ...}}``."""
+    data = {"code": code, **extra}
+    return orjson.dumps({"type": "error", "msg": detail, "data": data}).decode()
 
 
 def _id(vision_id: Any, legacy: str, namespace: str, legacy_of: LegacyLookup | None) -> Any:

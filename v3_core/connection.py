@@ -86,7 +86,7 @@ class V3Dialect:
         return envelope.text
 
     def render_error(self, rejected: MessageRejected) -> str:
-        return error_reply(rejected.code, rejected.detail)
+        return error_reply(rejected.code, rejected.detail, **rejected.extra)
 
 
 @dataclass(frozen=True, slots=True)

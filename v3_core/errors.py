@@ -53,10 +53,12 @@ class BridgeError(Exception):
 class MessageRejected(BridgeError):
     """A client message that is not delivered to anyone; its sender gets one error reply."""
 
-    def __init__(self, code: ErrorCode, detail: str) -> None:
+    def __init__(self, code: ErrorCode, detail: str, **extra: float | str) -> None:
         super().__init__(detail)
         self.code: ErrorCode = code
         self.detail = detail
+        # Machine-readable detail beside ``code`` in the reply's payload (e.g. ``retry_after``).
+        self.extra = extra
 
     def __str__(self) -> str:
         return f"{self.detail} ({self.code})"

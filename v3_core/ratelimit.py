@@ -95,11 +95,12 @@ class RateLimit:
     def reject(self, m: Metered, now: float) -> MessageRejected:
         """Count one frame over the limit; the rejection its sender gets."""
         m.rate_strikes += 1
-        wait = self.retry_after(m, now)
+        wait = round(max(self.retry_after(m, now), 0.001), 3)
         return MessageRejected(
             "rate-limited",
             f"rate limit exceeded ({self.rate:g} messages/s, burst {self.burst}); "
-            f"this message was not sent; retry in {max(wait, 0.001):.3f} s",
+            f"this message was not sent; retry in {wait:.3f} s",
+            retry_after=wait,
         )
 
     def exhausted(self, m: Metered) -> bool:

@@ -82,6 +82,7 @@ async def test_v3_flooder_gets_errors_then_4529_and_its_group_is_undisturbed(ser
         errors = recorder.of_type("error")
         assert [e["payload"]["code"] for e in errors] == ["rate-limited"] * CLOSE_AFTER
         assert all(e["target"] == "echo" and "retry in" in e["msg"] for e in errors)
+        assert all(0 < e["payload"]["retry_after"] <= 1 / LIMITS["rate_limit"] for e in errors)
         # Bob got exactly what was let through, and his own messages still go round.
         assert await messages_seen(bob, BURST) == list(range(BURST))
         await send_json(bob, {"msg_type": "msg", "target": "group", "payload": {"i": "bob"}})
@@ -102,6 +103,7 @@ async def test_legacy_flooder_gets_v2_errors_then_4529_and_a_ping_still_passes(s
         replies = [f for f in recorder.frames if f["type"] in ("error", "heartbeat")]
         assert [f["type"] for f in replies] == ["error", "heartbeat", "error", "error"]
         assert {f["data"]["code"] for f in replies if f["type"] == "error"} == {"rate-limited"}
+        assert all(f["data"]["retry_after"] > 0 for f in replies if f["type"] == "error")
         assert await messages_seen(bob, BURST) == list(range(BURST))
         await send_json(bob, {"msg_type": "msg", "target": "group", "payload": {"i": "bob"}})
         assert await messages_seen(bob, 1) == ["bob"]

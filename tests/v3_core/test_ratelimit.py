@@ -88,6 +88,7 @@ def test_rejection_says_rate_limited_and_when_to_retry():
     assert rejected.detail == (
         "rate limit exceeded (4 messages/s, burst 1); this message was not sent; retry in 0.250 s"
     )
+    assert rejected.extra == {"retry_after": 0.25}  # the same, for a program to read
 
 
 def test_one_heartbeat_a_second_is_free_and_gets_its_token_back():
