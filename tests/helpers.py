@@ -13,8 +13,21 @@ from typing import Any
 import websockets
 from websockets.asyncio.client import ClientConnection
 
+from v3_core import Channels, ConnectionManager
+from v3_core.backends import MemoryBroker, MemoryHub, MemoryPresenceStore
+from v3_core.backends.base import Backends
+
 # One time unit; CI machines can scale every deadline with AETHER_TEST_MS (default 1.0).
 MS = float(os.environ.get("AETHER_TEST_MS", "1.0")) / 1000
+
+
+def embedded_manager(**options: Any) -> ConnectionManager:
+    """A ConnectionManager on fresh in-memory backends (node "n1", presence TTL 30 s)."""
+    hub = MemoryHub()
+    backends = Backends(MemoryBroker(hub), MemoryPresenceStore(ttl=30, hub=hub), "memory")
+    return ConnectionManager(
+        backends, node_id="n1", channels=Channels("t:"), presence_ttl=30, **options
+    )
 
 
 def free_port() -> int:

@@ -8,28 +8,18 @@ from typing import Any
 
 import pytest
 
-from v3_core import Channels, CloseCode, ConnectionManager, ConnectionRejected
-from v3_core.backends import MemoryBroker, MemoryHub, MemoryPresenceStore
-from v3_core.backends.base import Backends
+from v3_core import CloseCode, ConnectionManager, ConnectionRejected
 from v3_core.manager import ConnectionLimits
 from v3_core.messages import parse_server_message
 
-from ..helpers import eventually
+from ..helpers import embedded_manager, eventually
 from .test_connection import RecordingSender
 
 LIMIT = 3
 
 
 def manager(**limits: int) -> ConnectionManager:
-    hub = MemoryHub()
-    backends = Backends(MemoryBroker(hub), MemoryPresenceStore(ttl=30, hub=hub), "memory")
-    return ConnectionManager(
-        backends,
-        node_id="n1",
-        channels=Channels("t:"),
-        presence_ttl=30,
-        connection_limits=ConnectionLimits(**limits),
-    )
+    return embedded_manager(connection_limits=ConnectionLimits(**limits))
 
 
 async def refused(nodes: ConnectionManager, group_id: str, client_id: str) -> ConnectionRejected:

@@ -7,26 +7,17 @@ import contextlib
 
 import pytest
 
-from v3_core import Channels, ConnectionManager
-from v3_core.backends import MemoryBroker, MemoryHub, MemoryPresenceStore
-from v3_core.backends.base import Backends
+from v3_core import ConnectionManager
 from v3_core.connection import Connection, QueueLimits
 
+from ..helpers import embedded_manager
 from .test_connection import RecordingSender
 
 SEND_TIMEOUT = 0.4
 
 
 def manager(limits: QueueLimits | None = None) -> ConnectionManager:
-    hub = MemoryHub()
-    backends = Backends(MemoryBroker(hub), MemoryPresenceStore(ttl=30, hub=hub), "memory")
-    return ConnectionManager(
-        backends,
-        node_id="n1",
-        channels=Channels("t:"),
-        presence_ttl=30,
-        limits=limits or QueueLimits(send_timeout=SEND_TIMEOUT),
-    )
+    return embedded_manager(limits=limits or QueueLimits(send_timeout=SEND_TIMEOUT))
 
 
 def block(sender: RecordingSender, conn: Connection) -> None:
