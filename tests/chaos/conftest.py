@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ..conftest import NodeProcess
+from ..conftest import NodeProcess, wait_ready
 from .redis_server import RedisServer
 
 # The matrix's figures, scaled down so the whole tier runs in a few minutes (docs/reliability.md).
@@ -41,8 +41,19 @@ LaunchNode = Callable[..., NodeProcess]
 def launch(start_node: Callable[..., NodeProcess]) -> LaunchNode:
     """Start an ``aether-bridge serve`` process on ``redis_url`` with the chaos timings."""
 
-    def launch(redis_url: str, node_id: str, **env: str) -> NodeProcess:
+    def launch(
+        redis_url: str, node_id: str, *, port: int | None = None, wait: bool = True, **env: str
+    ) -> NodeProcess:
+        """``port``: restart a node on the port it had (else a free one); ``wait=False``
+        returns at once, for a caller that polls readiness without blocking its event loop."""
         settings = {**CHAOS_ENV, "AETHER_NODE_ID": node_id, **env}
-        return start_node("--redis-url", redis_url, env=settings)
+        if port is None:
+            return start_node("--redis-url", redis_url, env=settings, wait=wait)
+        # The launcher passes a free port first; argparse keeps the last --port given.
+        node = start_node("--redis-url", redis_url, "--port", str(port), env=settings, wait=False)
+        node = NodeProcess(node.proc, port, node.log)
+        if wait:
+            wait_ready(node)
+        return node
 
     return launch
