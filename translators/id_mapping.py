@@ -208,6 +208,8 @@ class IdMapper:
             return VisionId(await self.store.put_if_absent(namespace, legacy, candidate))
         except BackendUnavailable as exc:
             if authoritative:  # the upstream's answer is right without the store too
+                # ... but other nodes will ask the upstream again: worth a line in the log.
+                log.warning("could not store %s %s from the upstream: %s", namespace, legacy, exc)
                 return candidate
             raise _try_later(exc) from exc
 

@@ -13,6 +13,8 @@ import redis.exceptions
 from v3_core.backends.redis_broker import redis_client
 from v3_core.errors import BackendUnavailable
 
+POOL_SIZE = 32  # concurrent ID store calls; more wait for a connection (up to the timeout)
+
 Namespace = Literal["group", "client"]
 
 _ERRORS = (redis.exceptions.RedisError, OSError, TimeoutError)
@@ -76,7 +78,9 @@ class RedisIdStore:
 
     def __init__(self, url: str, *, prefix: str, timeout: float = 2.0) -> None:
         self._prefix = prefix
-        self._redis: aioredis.Redis = redis_client(url, timeout=timeout)
+        # Every legacy connect reads here: a burst of them waits for a pooled connection
+        # rather than failing at redis-py's 100th concurrent call (matrix B4 found it).
+        self._redis: aioredis.Redis = redis_client(url, timeout=timeout, pool_size=POOL_SIZE)
         self._put = self._redis.register_script(_PUT_IF_ABSENT)
 
     def _key(self, namespace: Namespace, side: str, value: str) -> str:

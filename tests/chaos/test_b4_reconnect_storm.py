@@ -365,15 +365,4 @@ async def test_b4_reconnect_storm(
     # must find every mapping in the Redis ID store and ask no more.
     distinct = {("group", g) for g in V2_GROUP_IDS} | {("client", c) for c in V2_CLIENT_IDS}
     assert calls_before == dict.fromkeys(distinct, 1)
-    calls = aether_api.counts()
-    if calls != calls_before:
-        again = {key: n for key, n in calls.items() if n > 1}
-        pytest.xfail(f"{KNOWN_BUG} (asked again: {again})")
-
-
-KNOWN_BUG = (
-    "product bug, not fixed here: RedisIdStore's client has redis-py's default pool, which "
-    "raises MaxConnectionsError at the 101st concurrent command; under 210 connects at once "
-    "A's put_if_absent of an upstream answer fails and IdMapper._create returns the answer "
-    "without storing it (no log), so B or the restarted A asks the upstream again"
-)
+    assert aether_api.counts() == calls_before
