@@ -33,7 +33,7 @@ from ..conftest import NodeProcess
 from ..helpers import MS, eventually
 from .conftest import TTL, LaunchNode
 from .redis_server import RedisServer
-from .traffic import ReadyWatch, presence
+from .traffic import ReadyWatch, metrics, presence
 
 pytestmark = pytest.mark.chaos
 
@@ -191,15 +191,6 @@ async def presence_everywhere(base: str, groups: list[str]) -> dict[str, list[st
 
 async def presence_is(base: str, want: dict[str, list[str]]) -> bool:
     return await presence_everywhere(base, list(want)) == want
-
-
-async def metrics(base: str) -> dict[str, float]:
-    async with httpx.AsyncClient(timeout=2.0) as http:
-        text = (await http.get(f"{base}/metrics")).text
-    return {
-        name: float(value)
-        for name, value in (line.split()[:2] for line in text.splitlines() if line[:1] != "#")
-    }
 
 
 async def wait_ready(node: NodeProcess, timeout: float) -> float:

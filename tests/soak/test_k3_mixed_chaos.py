@@ -28,7 +28,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
 import pytest
 import websockets
 
@@ -39,6 +38,7 @@ from ..chaos.traffic import (
     Member,
     Outcome,
     ReadyWatch,
+    metrics,
     open_fds,
     presence,
     rss_kib,
@@ -358,15 +358,6 @@ def log_lines(node: NodeProcess, start: int = 0, end: int | None = None) -> list
 
 def log_size(node: NodeProcess) -> int:
     return node.log.stat().st_size
-
-
-async def metrics(base: str) -> dict[str, float]:
-    async with httpx.AsyncClient(timeout=2.0) as http:
-        text = (await http.get(f"{base}/metrics")).text
-    return {
-        name: float(value)
-        for name, value in (line.split()[:2] for line in text.splitlines() if line[:1] != "#")
-    }
 
 
 async def test_k3_mixed_chaos(redis_server: RedisServer, launch: LaunchNode, prefix: str) -> None:
