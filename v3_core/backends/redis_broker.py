@@ -199,8 +199,15 @@ class RedisBroker:
 
     async def subscribe(self, channel: str) -> None:
         self._channels.add(channel)
+        if not self.ready:
+            # A reconnect after a dropped connection takes a round trip or two: wait for it
+            # rather than refuse the client (1013); while Redis is down, refuse after the timeout.
+            try:
+                await asyncio.wait_for(self._connected.wait(), self._timeout)
+            except TimeoutError:
+                raise BackendUnavailable("Redis subscriber is reconnecting") from None
         pubsub = self._pubsub
-        if pubsub is None or not self.ready:
+        if pubsub is None:
             raise BackendUnavailable("Redis subscriber is reconnecting")
         future = asyncio.get_running_loop().create_future()
         self._confirmations[channel].append(future)

@@ -9,8 +9,11 @@ from collections.abc import AsyncIterator
 import pytest
 from redis.asyncio.client import PubSub
 
-from v3_core.backends.base import BrokerEvent, Discontinuity
+from v3_core.backends.base import BrokerEvent, BrokerMessage, Discontinuity
 from v3_core.backends.redis_broker import RECONNECTED, RedisBroker
+from v3_core.errors import BackendUnavailable
+
+from ...helpers import free_port
 
 IDLE = 2.0
 
@@ -64,3 +67,34 @@ async def test_a_recycle_takes_effect_at_once_not_at_the_next_probe(redis_url, p
             event = await events.get()
         assert event == Discontinuity(RECONNECTED)
         assert broker.reconnects == 1
+
+
+async def test_a_subscribe_while_the_subscriber_reconnects_waits_for_it(redis_url, prefix):
+    """A client connecting in that moment is admitted a little later, not refused with 1013."""
+    broker = RedisBroker(redis_url, node_channel=f"{prefix}n:a", probe_interval=60.0)
+    async with running(broker) as events:
+        broker._recycle("test: the connection was dropped")
+        async with asyncio.timeout(5):
+            while broker.ready:  # noqa: ASYNC110 (the reader drops it on its own schedule)
+                await asyncio.sleep(0.001)
+        await broker.subscribe(f"{prefix}g:late")  # was: BackendUnavailable at once
+        assert await events.get() == Discontinuity(RECONNECTED)
+        await broker.publish(f"{prefix}g:late", b"hello")
+        async with asyncio.timeout(5):
+            message = await events.get()
+        assert message == BrokerMessage(f"{prefix}g:late", b"hello")
+
+
+async def test_a_subscribe_while_redis_is_unreachable_is_refused_after_the_timeout(prefix):
+    broker = RedisBroker(
+        f"redis://127.0.0.1:{free_port()}", node_channel=f"{prefix}n:a", timeout=0.3
+    )
+    pump = asyncio.create_task(anext(broker.events(), None))
+    try:
+        with pytest.raises(BackendUnavailable, match="reconnecting"):
+            await broker.subscribe(f"{prefix}g:x")
+    finally:
+        pump.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await pump
+        await broker.aclose()
