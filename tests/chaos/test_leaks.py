@@ -64,18 +64,27 @@ async def test_k2_churn_leaves_no_leaks(redis_url, launch: LaunchNode, prefix):
     await churn(node.ws)
     await asyncio.sleep(1.0)
     rss0, fds0 = rss_kib(node.pid), open_fds(node.pid)
-    opened = await churn(node.ws)
-    await asyncio.sleep(1.0)
-    rss_growth, fds = (rss_kib(node.pid) - rss0) / 1024, open_fds(node.pid)
+    # Two measured rounds: a leak grows RSS in each, while the allocator now and then maps
+    # one more ~2 MiB of arenas in either and keeps it (seen 2.0-2.25 MiB in 1 run of 4-6,
+    # VmData growing by the same, before and after this session's changes).
+    growths, opened = [], 0
+    for _ in range(2):
+        before = rss_kib(node.pid)
+        opened += await churn(node.ws)
+        await asyncio.sleep(1.0)
+        growths.append((rss_kib(node.pid) - before) / 1024)
+    rss_growth, fds = min(growths), open_fds(node.pid)
     members = {g: await presence(node.http, g) for g in GROUPS}
     client = aioredis.Redis.from_url(redis_url, decode_responses=True)
     channels = sorted(await client.pubsub_channels(f"{prefix}*"))
     await client.aclose()
+    total = (rss_kib(node.pid) - rss0) / 1024
     print(
-        f"FIGURE K2 {opened} connections: RSS growth after warm-up {rss_growth:.2f} MiB, "
+        f"FIGURE K2 {opened} connections: RSS growth after warm-up, per round "
+        f"{growths[0]:.2f} and {growths[1]:.2f} MiB (total {total:.2f}), "
         f"fds {fds0} -> {fds}, channels left {channels}"
     )
-    assert opened == 3 * ROUND + SHORT
+    assert opened == 2 * (3 * ROUND + SHORT)
     assert rss_growth <= 2.0
     assert fds <= fds0
     assert all(m == [] for m in members.values()), members
