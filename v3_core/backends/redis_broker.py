@@ -188,11 +188,14 @@ class RedisBroker:
             else:
                 _settle(batch, None)
 
-    def _send_probe(self, probe: bytes) -> None:
-        # Fire and forget: a failed probe shows up as a missing echo on the reader side.
+    def _publish_to_self(self, data: bytes) -> None:
+        """A probe, or a wake-up for the reader, on the node's own channel.
+
+        Fire and forget: a failed probe shows up as a missing echo on the reader side.
+        """
         future = asyncio.get_running_loop().create_future()
         future.add_done_callback(_retrieve)
-        self._pending.append((self._node_channel, probe, future))
+        self._pending.append((self._node_channel, data, future))
         self._wakeup.set()
 
     # -- subscriptions -------------------------------------------------------------------
@@ -235,7 +238,7 @@ class RedisBroker:
         wakes it now; if Redis cannot deliver that, the probe deadline will.
         """
         self._recycle_reason = self._recycle_reason or reason
-        self._send_probe(_WAKE)
+        self._publish_to_self(_WAKE)
 
     # -- the supervised subscriber -------------------------------------------------------
 
@@ -360,7 +363,7 @@ class RedisBroker:
         if probes.overdue(now):
             raise _Recycle(f"probe not echoed within {self._timeout}s")
         if (probe := probes.due(now)) is not None:
-            self._send_probe(probe)
+            self._publish_to_self(probe)
 
     def _confirm_one(self, channel: str) -> None:
         futures = self._confirmations.get(channel)
