@@ -6,9 +6,11 @@ import math
 import os
 import statistics
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 from bench.measured import SessionResult, StepResult
+from bench.scenarios import ab_step_name
 
 Figures = dict[str, float]
 
@@ -95,6 +97,7 @@ class Table:
         self.errors: list[str] = []
         self.notes: list[str] = []
         self.runs: dict[tuple[str, str], int] = defaultdict(int)
+        self.results: dict[tuple[str, str], list[SessionResult]] = defaultdict(list)
         for result in results:
             self.labels[result.system] = result.label
             self.runs[(result.scenario, result.system)] += 1
@@ -102,6 +105,7 @@ class Table:
             if result.error:
                 self.errors.append(f"{result.scenario} / {result.system}: {result.error}")
                 continue
+            self.results[(result.scenario, result.system)].append(result)
             sessions[(result.scenario, result.system)].append(session_figures(result))
             for step in result.steps:
                 steps[(result.scenario, result.system, step.name)].append(step_figures(step))
@@ -111,9 +115,65 @@ class Table:
     def session(self, scenario: str, system: str) -> Medians | None:
         return self.sessions.get((scenario, system))
 
+    def session_results(self, scenario: str, system: str) -> list[SessionResult]:
+        """The sessions that ran without error, in run order (for per-step pairs)."""
+        return self.results.get((scenario, system), [])
+
     def step(self, scenario: str, system: str, step: str) -> Medians | None:
         return self.steps.get((scenario, system, step))
 
     def get(self, scenario: str, system: str, step: str | None, key: str) -> float:
         figures = self.step(scenario, system, step) if step else self.session(scenario, system)
         return figures[key] if figures else math.nan
+
+
+@dataclass(frozen=True)
+class Pair:
+    """Steps A and B of one pair: neighbours in one session, on the same server processes."""
+
+    session: int
+    number: int
+    a: StepResult
+    b: StepResult
+    a_first: bool
+
+    @property
+    def ratio(self) -> float:
+        """B's server CPU per delivery over A's (NaN if either delivered nothing)."""
+        a, b = self.a.server_cpu_us_per_delivery, self.b.server_cpu_us_per_delivery
+        return b / a if a and not math.isnan(a) and not math.isnan(b) else math.nan
+
+
+def ab_pairs(sessions: Iterable[SessionResult], a: str, b: str) -> list[Pair]:
+    """Every pair of steps ``a-N``/``b-N`` of every session, sessions numbered from 1."""
+    pairs = []
+    for number, result in enumerate(sessions, 1):
+        order = [step.name for step in result.steps]
+        n = 1
+        while (sa := result.step(ab_step_name(a, n))) and (sb := result.step(ab_step_name(b, n))):
+            pairs.append(Pair(number, n, sa, sb, order.index(sa.name) < order.index(sb.name)))
+            n += 1
+    return pairs
+
+
+def median_ratio(pairs: Sequence[Pair]) -> float:
+    """The median of the per-pair ratios: one slow pair (a stall, a burst of steal) moves it
+    by at most one rank, where it would move a ratio of sums by its whole size."""
+    ratios = [p.ratio for p in pairs if not math.isnan(p.ratio)]
+    return statistics.median(ratios) if ratios else math.nan
+
+
+def pooled_us_per_delivery(steps: Iterable[StepResult]) -> float:
+    """Summed server CPU over summed deliveries, in µs (each step's measure window only)."""
+    cpu = deliveries = 0
+    for step in steps:
+        cpu += sum(step.node_cpu_ns)
+        deliveries += step.in_window
+    return cpu / 1000 / deliveries if deliveries else math.nan
+
+
+def pooled_ratio(pairs: Sequence[Pair]) -> float:
+    """B over A, each side's CPU and deliveries summed over all pairs first."""
+    a = pooled_us_per_delivery(p.a for p in pairs)
+    b = pooled_us_per_delivery(p.b for p in pairs)
+    return b / a if a and not math.isnan(a) and not math.isnan(b) else math.nan

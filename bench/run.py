@@ -65,7 +65,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--profile-step",
         default="saturation",
-        help="the step to profile: fan-out, saturation, heavy, traffic, or connect",
+        help="the step to profile: fan-out, saturation, heavy, traffic, a legacy step "
+        "(v3-1, v2-1, ...), or connect",
     )
     return parser.parse_args(argv)
 

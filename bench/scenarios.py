@@ -2,11 +2,17 @@
 
 Fan-out, heavy and saturation share one set of connections (three steps of one session) so a
 full run stays near ten minutes; the report still gives each its own table.
+
+The legacy scenario compares two client dialects inside one session: both populations stay
+connected to the same server processes and the steps alternate which of them sends. Two
+sessions back to back saw the machine's speed drift by ±40 %, far more than the difference
+being measured.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Literal
 
 Mode = Literal["idle", "rate", "window"]
@@ -14,13 +20,17 @@ Mode = Literal["idle", "rate", "window"]
 
 @dataclass(frozen=True, slots=True)
 class ConnSpec:
-    """One client connection: the node it dials, its group and client IDs, whether it sends."""
+    """One client connection: the node it dials, its group and client IDs, whether it sends.
+
+    ``dialect`` overrides the system's (``None``), so one session can hold V3 and V2 clients.
+    """
 
     index: int
     node: int
     group_id: str
     client_id: str
     sender: bool = True
+    dialect: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +40,10 @@ class Step:
     ``rate`` is cluster-wide messages/s (mode ``rate``); ``window`` is the number of messages in
     flight across all workers (mode ``window``: the next is sent when the sender sees its own copy,
     so "as fast as possible" stays a closed loop instead of an unbounded queue).
+
+    ``senders`` names a dialect: only sender connections speaking it send in this step, and
+    the rate is theirs alone (``None``: every sender). It lets an A/B comparison alternate
+    between client populations on the same server processes.
     """
 
     name: str
@@ -38,6 +52,7 @@ class Step:
     measure_s: float
     rate: float = 0.0
     window: int = 0
+    senders: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +91,32 @@ def timeline(steps: tuple[Step, ...], t0: int, drain_s: float) -> list[StepWindo
     return windows
 
 
+def dialect_of(conn: ConnSpec, default: str) -> str:
+    """The dialect ``conn`` speaks: its own, else the system's (``default``)."""
+    return conn.dialect or default
+
+
+def sends_in(conn: ConnSpec, step: Step, default: str) -> bool:
+    """Whether ``conn`` sends in ``step``: a sender, of the step's dialect if it names one."""
+    return conn.sender and (step.senders is None or dialect_of(conn, default) == step.senders)
+
+
+def step_shares(
+    mine: Sequence[ConnSpec], every: Sequence[ConnSpec], steps: Sequence[Step], default: str
+) -> tuple[float, ...]:
+    """A worker's share of each step's cluster-wide rate or window.
+
+    The share is the worker's senders in that step over the cluster's, so the cluster sends at
+    the step's rate whichever workers hold the senders, and a worker holding none sends nothing.
+    """
+    shares = []
+    for step in steps:
+        total = sum(sends_in(c, step, default) for c in every)
+        own = sum(sends_in(c, step, default) for c in mine)
+        shares.append(own / total if total else 0.0)
+    return tuple(shares)
+
+
 def spread(n: int, groups: int, nodes: int, prefix: str) -> tuple[ConnSpec, ...]:
     """``n`` connections over ``groups`` groups, every group split evenly across ``nodes``."""
     return tuple(
@@ -92,6 +133,48 @@ def noisy(n_busy: int, group_size: int, prefix: str) -> tuple[ConnSpec, ...]:
         for i in range(n_busy)
     )
     return (silent, *busy)
+
+
+def two_dialects(n: int, groups: int, nodes: int) -> tuple[ConnSpec, ...]:
+    """``n`` V3 clients in ``f`` groups and ``n`` V2 clients in ``l`` groups, laid out alike.
+
+    The V2 clients' indices follow the V3 clients' so every connection has its own (indices
+    pick the worker and name the sender in each bench message).
+    """
+    v3 = tuple(replace(c, dialect="v3") for c in spread(n, groups, nodes, "f"))
+    v2 = tuple(replace(c, index=c.index + n, dialect="v2") for c in spread(n, groups, nodes, "l"))
+    return (*v3, *v2)
+
+
+LEGACY_PAIR = ("v3", "v2")  # (A, B): the report gives B's CPU per delivery over A's
+
+
+def ab_step_name(dialect: str, pair: int) -> str:
+    """``v3-1``, ``v2-1``, ...: what the report looks the steps of one pair up by."""
+    return f"{dialect}-{pair}"
+
+
+def abba(pairs: int, a: str, b: str) -> tuple[tuple[str, int], ...]:
+    """(dialect, pair number) in the order A B, B A, A B, ...
+
+    Every two pairs put A and B at the same mean time, so a linear drift of the machine's speed
+    weighs on both alike, and each pair's two steps are neighbours.
+    """
+    order: list[tuple[str, int]] = []
+    for pair in range(1, pairs + 1):
+        first, second = (a, b) if pair % 2 else (b, a)
+        order += [(first, pair), (second, pair)]
+    return tuple(order)
+
+
+def interleaved_steps(
+    pairs: int, rate: float, warmup_s: float, measure_s: float, a: str, b: str
+) -> tuple[Step, ...]:
+    """Rate steps that alternate the sending dialect, ``pairs`` pairs in ABBA order."""
+    return tuple(
+        Step(ab_step_name(d, n), "rate", warmup_s, measure_s, rate=rate, senders=d)
+        for d, n in abba(pairs, a, b)
+    )
 
 
 MULTI_NODE = ("project", "socketio", "v2global")
@@ -127,11 +210,13 @@ def catalogue(quick: bool) -> dict[str, Scenario]:
         ),
         Scenario(
             "legacy",
-            f"Legacy path: the same fan-out from V3, then V2 clients ({n_fan} connections)",
-            fan,
+            f"Legacy path: V3 and V2 clients interleaved in one session "
+            f"({n_fan} + {n_fan} connections, {groups} + {groups} groups, 2 nodes)",
+            two_dialects(n_fan, groups, 2),
             2,
-            load_steps(),
-            ("project", "project-v2"),  # back to back, so the ratio sees the same machine
+            interleaved_steps(4, 20_000 / per_group, 0.5 * q, 3.0 * q, *LEGACY_PAIR),
+            ("project",),
+            drain_s=1.0,  # keeps the session under a minute; late deliveries count by tag
         ),
         Scenario(
             "noisy",

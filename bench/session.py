@@ -19,7 +19,7 @@ from typing import Any
 
 from bench import procs
 from bench.measured import Sample, SessionResult, StepResult
-from bench.scenarios import ConnSpec, Scenario, timeline
+from bench.scenarios import ConnSpec, Scenario, step_shares, timeline
 from bench.systems import System
 from bench.worker import WorkerSpec, worker_main
 
@@ -157,7 +157,6 @@ def _spawn_workers(
 ) -> list[tuple[BaseProcess, Connection]]:
     ctx = multiprocessing.get_context("spawn")
     sizes = dict(Counter(c.group_id for c in conns))
-    senders = max(1, sum(c.sender for c in conns))
     workers: list[tuple[BaseProcess, Connection]] = []
     for w in range(count):
         mine = tuple(c for c in conns if c.index % count == w)
@@ -168,7 +167,7 @@ def _spawn_workers(
             system.dialect,
             sizes,
             scenario.steps,
-            sum(c.sender for c in mine) / senders,
+            step_shares(mine, conns, scenario.steps, system.dialect),
             scenario.drain_s,
             scenario.storm,
             scenario.connect_concurrency,

@@ -71,7 +71,6 @@ SYSTEMS = {
     s.name: s
     for s in (
         System("project", "aether-bridge (V3)", "v3", _project, project=True),
-        System("project-v2", "aether-bridge (V2 clients)", "v2", _project, project=True),
         System(
             "socketio",
             "python-socketio + AsyncRedisManager",

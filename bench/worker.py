@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
 
-from bench.dialects import DIALECTS, Dialect, Received
-from bench.scenarios import ConnSpec, Step, StepWindow, timeline
+from bench.dialects import DIALECTS, Received
+from bench.scenarios import ConnSpec, Step, StepWindow, dialect_of, sends_in, timeline
 from bench.wsclient import BenchConnection
 
 CONNECT_TIMEOUT_S = 20.0
@@ -29,10 +29,10 @@ class WorkerSpec:
     worker_id: int
     conns: tuple[ConnSpec, ...]
     node_ports: tuple[int, ...]
-    dialect: str
+    dialect: str  # the system's; a connection may speak its own
     group_sizes: dict[str, int]
     steps: tuple[Step, ...]
-    share: float
+    shares: tuple[float, ...]  # of each step's cluster-wide rate or window
     drain_s: float
     storm: bool
     connect_concurrency: int
@@ -66,18 +66,25 @@ class StepTally:
         }
 
 
+@dataclass
+class Rotation:
+    """Round robin over the open connections that send in a step. Steps with the same
+    ``senders`` share one, so the order carries on across them as with a single list."""
+
+    conns: list[BenchConnection]
+    next: int = 0
+
+
 class Load:
     """The worker's connections plus the per-step sending and counting logic."""
 
     def __init__(self, spec: WorkerSpec) -> None:
         self.spec = spec
-        self.dialect: Dialect = DIALECTS[spec.dialect]
         self.conns: dict[int, BenchConnection] = {}
         self.fanout = {c.index: spec.group_sizes[c.group_id] for c in spec.conns}
         self.tallies = [StepTally() for _ in spec.steps]
         self.windows: list[StepWindow] = []
-        self.senders: list[BenchConnection] = []
-        self.next_sender = 0
+        self.rotations: list[Rotation] = []  # per step, set once connected
         self.active = -1  # window-mode step currently sending
         self.inflight = 0
         self.last_echo = 0
@@ -104,8 +111,7 @@ class Load:
 
         await asyncio.gather(*(one(c) for c in self.spec.conns))
         wall = time.monotonic_ns() - started
-        sender_ids = {c.index for c in self.spec.conns if c.sender}
-        self.senders = [c for i, c in sorted(self.conns.items()) if i in sender_ids]
+        self.rotations = self._rotations()
         return {
             "ok": len(latencies),
             "failed": len(errors),
@@ -114,9 +120,27 @@ class Load:
             "wall_ns": wall,
         }
 
+    def _rotations(self) -> list[Rotation]:
+        """Each step's senders among the connections that opened, in index order."""
+        specs = {c.index: c for c in self.spec.conns}
+        shared: dict[str | None, Rotation] = {}
+        rotations = []
+        for step in self.spec.steps:
+            if step.senders not in shared:
+                shared[step.senders] = Rotation(
+                    [
+                        conn
+                        for i, conn in sorted(self.conns.items())
+                        if sends_in(specs[i], step, self.spec.dialect)
+                    ]
+                )
+            rotations.append(shared[step.senders])
+        return rotations
+
     async def _open(self, spec: ConnSpec) -> None:
         port = self.spec.node_ports[spec.node]
-        path = self.dialect.path.format(group=spec.group_id, client=spec.client_id)
+        dialect = DIALECTS[dialect_of(spec, self.spec.dialect)]
+        path = dialect.path.format(group=spec.group_id, client=spec.client_id)
         auth = {"group": spec.group_id, "client": spec.client_id}
         loop = asyncio.get_running_loop()
         conn: BenchConnection | None = None
@@ -124,7 +148,7 @@ class Load:
         def factory() -> BenchConnection:
             nonlocal conn
             conn = BenchConnection(
-                spec.index, f"ws://127.0.0.1:{port}{path}", self.dialect, auth, self.on_bench
+                spec.index, f"ws://127.0.0.1:{port}{path}", dialect, auth, self.on_bench
             )
             return conn
 
@@ -168,12 +192,14 @@ class Load:
     # -- send ---------------------------------------------------------------------------
 
     def send_next(self, step: int) -> bool:
-        """Send one bench message from the next sender (round robin over open connections)."""
-        for _ in range(len(self.senders)):
-            conn = self.senders[self.next_sender]
-            self.next_sender = (self.next_sender + 1) % len(self.senders)
+        """Send one bench message from the step's next sender, in its own dialect."""
+        rotation = self.rotations[step]
+        senders = rotation.conns
+        for _ in range(len(senders)):
+            conn = senders[rotation.next]
+            rotation.next = (rotation.next + 1) % len(senders)
             now = time.monotonic_ns()
-            if conn.send(self.dialect.frame(conn.index, step, now)):
+            if conn.send(conn.dialect.frame(conn.index, step, now)):
                 tally = self.tallies[step]
                 tally.sent += 1
                 tally.expected += self.fanout[conn.index]
@@ -189,12 +215,13 @@ class Load:
         self.realtime_offset = time.time_ns() - time.monotonic_ns()
         for k, (step, window) in enumerate(zip(self.spec.steps, self.windows, strict=True)):
             await sleep_until(window.start)
-            if not self.senders or step.mode == "idle":
+            share = self.spec.shares[k]
+            if not self.rotations[k].conns or not share or step.mode == "idle":
                 await sleep_until(window.end)
             elif step.mode == "rate":
-                await self._rate(k, step.rate * self.spec.share, window)
+                await self._rate(k, step.rate * share, window)
             else:
-                await self._window(k, max(1, round(step.window * self.spec.share)), window)
+                await self._window(k, max(1, round(step.window * share)), window)
         if self.windows:
             await sleep_until(self.windows[-1].end + int(self.spec.drain_s * 1e9))
         return [t.as_dict() for t in self.tallies]

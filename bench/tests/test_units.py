@@ -4,14 +4,29 @@ from __future__ import annotations
 
 import struct
 from array import array
+from dataclasses import dataclass, field
+from typing import cast
 
 import orjson
 import pytest
 
-from bench.dialects import SOCKETIO, V2, V3, stamp_ns
-from bench.measured import StepResult, percentile, tail_clustering
+from bench.dialects import SOCKETIO, V2, V3, Dialect, stamp_ns
+from bench.figures import Table, ab_pairs, median_ratio, pooled_ratio
+from bench.measured import SessionResult, StepResult, percentile, tail_clustering
 from bench.profile import summarise
-from bench.scenarios import Step, catalogue, noisy, spread, timeline
+from bench.report import render
+from bench.scenarios import (
+    ConnSpec,
+    Step,
+    catalogue,
+    noisy,
+    sends_in,
+    spread,
+    step_shares,
+    timeline,
+)
+from bench.targets import TARGETS
+from bench.worker import Load, WorkerSpec
 from bench.wsclient import BenchConnection
 
 
@@ -134,3 +149,150 @@ def test_tail_clustering_tells_a_stall_from_spread_out_load():
     scattered = tail_clustering(spread, times, 50 * ms)
     assert scattered["windows"] == 100
     assert scattered["worst3"] == 0.03
+
+
+# -- legacy: V3 and V2 interleaved in one session ---------------------------------------------
+
+
+def test_legacy_alternates_dialects_abba_in_one_session() -> None:
+    """One system, both populations connected, steps V3 V2 V2 V3 V3 V2 V2 V3 at one rate."""
+    for quick in (False, True):
+        legacy = catalogue(quick)["legacy"]
+        assert legacy.systems == ("project",)
+        assert [s.name for s in legacy.steps] == [
+            *("v3-1", "v2-1", "v2-2", "v3-2"),
+            *("v3-3", "v2-3", "v2-4", "v3-4"),
+        ]
+        assert [s.senders for s in legacy.steps] == ["v3", "v2", "v2", "v3"] * 2
+        q = 0.2 if quick else 1.0
+        assert {(s.mode, s.rate, s.warmup_s, s.measure_s) for s in legacy.steps} == {
+            ("rate", legacy.steps[0].rate, 0.5 * q, 3.0 * q)
+        }
+    legacy = catalogue(quick=False)["legacy"]
+    assert legacy.steps[0].rate == 20_000 / 50  # 20,000 deliveries/s to groups of 50
+    by_dialect = {d: [c for c in legacy.conns if c.dialect == d] for d in ("v3", "v2")}
+    assert [len(by_dialect[d]) for d in ("v3", "v2")] == [1000, 1000]
+    groups = {d: {c.group_id for c in conns} for d, conns in by_dialect.items()}
+    assert len(groups["v3"]) == len(groups["v2"]) == 20
+    assert groups["v3"].isdisjoint(groups["v2"])
+    assert len({c.index for c in legacy.conns}) == len({c.client_id for c in legacy.conns}) == 2000
+
+
+def test_a_step_with_senders_sends_from_that_dialect_only() -> None:
+    v3 = ConnSpec(0, 0, "g", "a", dialect="v3")
+    v2 = ConnSpec(1, 0, "h", "b", dialect="v2")
+    system = ConnSpec(2, 0, "g", "c")  # speaks the system's dialect
+    silent = ConnSpec(3, 0, "g", "d", sender=False, dialect="v2")
+    v2_step = Step("v2-1", "rate", 0, 1, rate=1, senders="v2")
+    every = Step("all", "rate", 0, 1, rate=1)
+    assert [sends_in(c, v2_step, "v3") for c in (v3, v2, system, silent)] == [0, 1, 0, 0]
+    assert [sends_in(c, v2_step, "v2") for c in (v3, v2, system, silent)] == [0, 1, 1, 0]
+    assert [sends_in(c, every, "v3") for c in (v3, v2, system, silent)] == [1, 1, 1, 0]
+
+
+def test_shares_count_only_the_senders_of_each_step() -> None:
+    """Worker 0 holds one V3 sender; worker 1 one V3 and three V2 senders."""
+    conns = (
+        ConnSpec(0, 0, "g", "a", dialect="v3"),
+        ConnSpec(1, 0, "g", "b", dialect="v3"),
+        *(ConnSpec(i, 0, "h", f"c{i}", dialect="v2") for i in (3, 5, 7)),
+        ConnSpec(9, 0, "h", "quiet", sender=False, dialect="v2"),
+    )
+    steps = (
+        Step("v3-1", "rate", 0, 1, senders="v3"),
+        Step("v2-1", "rate", 0, 1, senders="v2"),
+        Step("all", "window", 0, 1),
+        Step("nobody", "rate", 0, 1, senders="socketio"),
+    )
+    worker0 = tuple(c for c in conns if c.index in (0, 9))
+    worker1 = tuple(c for c in conns if c.index not in (0, 9))
+    assert step_shares(worker0, conns, steps, "v3") == (0.5, 0.0, 0.2, 0.0)
+    assert step_shares(worker1, conns, steps, "v3") == (0.5, 1.0, 0.8, 0.0)
+
+
+def test_shares_of_an_existing_scenario_are_unchanged() -> None:
+    """Without ``senders`` a worker's share is its senders over all senders, every step."""
+    fanout = catalogue(quick=True)["noisy"]
+    mine = tuple(c for c in fanout.conns if c.index % 2 == 0)
+    old = sum(c.sender for c in mine) / sum(c.sender for c in fanout.conns)
+    assert step_shares(mine, fanout.conns, fanout.steps, "v3") == (old, old)
+
+
+def _step(name: str, cpu_us: float, deliveries: int = 1000) -> StepResult:
+    step = StepResult(name, "rate", 1.0, expected=deliveries, delivered=deliveries)
+    step.in_window = deliveries
+    step.node_cpu_ns = (int(cpu_us * deliveries * 1000 / 2),) * 2
+    return step
+
+
+def _legacy_session(pairs: list[tuple[float, float]]) -> SessionResult:
+    """A legacy session whose pairs have these (V3, V2) µs per delivery, in ABBA order."""
+    result = SessionResult("project", "aether-bridge (V3)", "legacy", 2, 4000)
+    for n, (v3, v2) in enumerate(pairs, 1):
+        first, second = (_step(f"v3-{n}", v3), _step(f"v2-{n}", v2))
+        result.steps += [first, second] if n % 2 else [second, first]
+    return result
+
+
+def test_pairs_ratio_median_and_pooled() -> None:
+    session = _legacy_session([(10, 11), (20, 20), (10, 9), (10, 13)])
+    pairs = ab_pairs([session], "v3", "v2")
+    assert [(p.number, p.a_first) for p in pairs] == [(1, True), (2, False), (3, True), (4, False)]
+    assert [round(p.ratio, 6) for p in pairs] == [1.1, 1.0, 0.9, 1.3]
+    assert median_ratio(pairs) == pytest.approx(1.05)
+    assert pooled_ratio(pairs) == pytest.approx(53 / 50)
+
+
+def test_legacy_target_is_the_median_over_every_pair_of_every_session() -> None:
+    """With ``--repeat`` the pairs of all sessions count, not a median of per-step medians."""
+    sessions = [
+        _legacy_session([(10, 10), (10, 10.5), (10, 30), (10, 10)]),
+        _legacy_session([(10, 9), (10, 11), (10, 12), (10, 12.5)]),
+    ]
+    table = Table(sessions)
+    legacy = next(t for t in TARGETS if t.text.startswith("legacy path"))
+    value, status = legacy.check(table)
+    assert value == pytest.approx(1.075)  # ratios 0.9 1.0 1.0 1.05 | 1.1 1.2 1.25 3.0
+    assert status == "met"
+    report = render(sessions, {"legacy": catalogue(False)["legacy"]}, "cmd", 1.0, False)
+    assert "over all 8 pairs of 2 sessions" in report
+    assert "v3-1" not in report  # one table of pairs, not a table per step
+
+
+@dataclass
+class _Sent:
+    """Stands in for an open connection: keeps the frames it is asked to send."""
+
+    index: int
+    dialect: Dialect
+    frames: list[bytes] = field(default_factory=list)
+
+    def send(self, frame: bytes) -> bool:
+        self.frames.append(frame)
+        return True
+
+
+def test_worker_sends_from_the_steps_dialect_in_that_dialects_frames() -> None:
+    conns = (
+        ConnSpec(0, 0, "g", "a"),  # the system's dialect, V3
+        ConnSpec(2, 0, "h", "b", dialect="v2"),
+        ConnSpec(4, 0, "h", "c", dialect="v2"),
+        ConnSpec(6, 0, "h", "d", sender=False, dialect="v2"),
+    )
+    steps = (
+        Step("v2-1", "rate", 0, 1, senders="v2"),
+        Step("v3-1", "rate", 0, 1, senders="v3"),
+        Step("all", "rate", 0, 1),
+    )
+    spec = WorkerSpec(0, conns, (1,), "v3", {"g": 1, "h": 3}, steps, (1, 1, 1), 0, False, 1)
+    load = Load(spec)
+    fakes = {c.index: _Sent(c.index, V2 if c.dialect == "v2" else V3) for c in conns}
+    load.conns = cast("dict[int, BenchConnection]", fakes)
+    load.rotations = load._rotations()
+    load.windows = timeline(steps, 0, 0)
+    for step in (0, 0, 0, 1, 2, 2, 2):
+        assert load.send_next(step)
+    assert [len(f.frames) for f in fakes.values()] == [2, 3, 2, 0]
+    assert all(f.startswith(V2.prefix) for f in fakes[2].frames + fakes[4].frames)
+    assert all(f.startswith(V3.prefix) for f in fakes[0].frames)
+    assert [t.expected for t in load.tallies] == [9, 1, 7]
