@@ -1,9 +1,9 @@
 """RedisBroker: plain-channel pub/sub with a supervised subscriber and a batching publisher.
 
-redis-py reconnects a PubSub silently and a half-open socket raises nothing, so this module
-owns the subscriber connection: redis-py never retries on it, a probe on the node's own
-channel must come back within the timeout, and after any failure the subscriber re-subscribes
-from its own channel set and yields a Discontinuity.
+A half-open socket raises nothing, so this module owns the subscriber connection: nothing
+retries on it behind our back, a probe on the node's own channel must come back within the
+timeout, and after any failure the subscriber re-subscribes from its own channel set and
+yields a Discontinuity.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from typing import Any
 
 import redis.asyncio as aioredis
 import redis.exceptions
-from redis.asyncio.client import PubSub
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.maint_notifications import MaintNotificationsConfig
@@ -26,6 +25,7 @@ from redis.maint_notifications import MaintNotificationsConfig
 from v3_core.errors import BackendUnavailable
 
 from .base import BrokerEvent, BrokerMessage, Discontinuity
+from .redis_wire import RedisWire
 
 log = logging.getLogger("aether.broker")
 
@@ -124,7 +124,11 @@ class _Probes:
 
 
 class RedisBroker:
-    """A Broker over Redis plain channels (never patterns: they cost every publish)."""
+    """A Broker over Redis plain channels (never patterns: they cost every publish).
+
+    Publishing and subscribing each hold one RedisWire (hiredis, no redis-py per message);
+    a redis-py client serves the rare commands (INFO, PING).
+    """
 
     def __init__(
         self,
@@ -138,10 +142,10 @@ class RedisBroker:
         self._timeout = timeout
         self._probe_interval = probe_interval
         self._node_channel = node_channel
-        self._publisher = redis_client(url, timeout=timeout)
+        self._control = redis_client(url, timeout=timeout)
+        self._publisher: RedisWire | None = None
         self._channels: set[str] = set()
-        self._pubsub: PubSub | None = None
-        self._sub_client: aioredis.Redis | None = None
+        self._subscriber: RedisWire | None = None
         self._recycle_reason: str | None = None
         self._confirmations: defaultdict[str, deque[asyncio.Future[None]]] = defaultdict(deque)
         self._pending: list[tuple[str, bytes, asyncio.Future[None]]] = []
@@ -171,22 +175,46 @@ class RedisBroker:
 
     async def _flush_forever(self) -> None:
         # One writer pipelines whatever publishes queued up meanwhile: one round trip per
-        # batch instead of one per message, and no connection-pool exhaustion under bursts.
+        # batch instead of one per message.
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
             batch, self._pending = self._pending, []
             try:
-                async with self._publisher.pipeline(transaction=False) as pipe:
-                    for channel, data, _ in batch:
-                        pipe.publish(channel, data)
-                    await pipe.execute()
+                async with asyncio.timeout(self._timeout):
+                    await self._publish_batch(batch)
             except Exception as exc:  # the flusher must outlive any failure, or publish hangs
                 if not isinstance(exc, _REDIS_ERRORS):
                     log.exception("unexpected error publishing to Redis")
+                # Replies of this batch may still arrive: only a new connection is in step.
+                await self._drop_publisher()
                 _settle(batch, BackendUnavailable(f"Redis publish failed: {exc!r}"))
             else:
                 _settle(batch, None)
+
+    async def _publish_batch(self, batch: list[tuple[str, bytes, asyncio.Future[None]]]) -> None:
+        wire = self._publisher
+        if wire is None or wire.closed:
+            # Closed by the server (a Redis restart, CLIENT KILL): reconnect before writing,
+            # as redis-py's pool does, rather than fail the first batch after it.
+            await self._drop_publisher()
+            wire = self._publisher = await RedisWire.open(
+                self._url, timeout=self._timeout, name=f"{self._node_channel}:pub"
+            )
+        wire.send(*(("PUBLISH", channel, data) for channel, data, _ in batch))
+        awaited = len(batch)
+        while awaited:
+            replies = await wire.replies()
+            awaited -= len(replies)
+            for reply in replies:
+                if isinstance(reply, Exception):
+                    raise reply
+
+    async def _drop_publisher(self) -> None:
+        wire, self._publisher = self._publisher, None
+        if wire is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(wire.aclose(), self._timeout)
 
     def _publish_to_self(self, data: bytes) -> None:
         """A probe, or a wake-up for the reader, on the node's own channel.
@@ -209,13 +237,13 @@ class RedisBroker:
                 await asyncio.wait_for(self._connected.wait(), self._timeout)
             except TimeoutError:
                 raise BackendUnavailable("Redis subscriber is reconnecting") from None
-        pubsub = self._pubsub
-        if pubsub is None:
+        wire = self._subscriber
+        if wire is None:
             raise BackendUnavailable("Redis subscriber is reconnecting")
         future = asyncio.get_running_loop().create_future()
         self._confirmations[channel].append(future)
         try:
-            await pubsub.subscribe(channel)
+            wire.send(("SUBSCRIBE", channel))
             await asyncio.wait_for(asyncio.shield(future), self._timeout)
         except _REDIS_ERRORS as exc:
             # The command may or may not have reached Redis: only a fresh connection is sure.
@@ -224,10 +252,10 @@ class RedisBroker:
 
     async def unsubscribe(self, channel: str) -> None:
         self._channels.discard(channel)
-        pubsub = self._pubsub
-        if pubsub is not None and self.ready:
+        wire = self._subscriber
+        if wire is not None and self.ready:
             try:
-                await pubsub.unsubscribe(channel)
+                wire.send(("UNSUBSCRIBE", channel))
             except _REDIS_ERRORS as exc:
                 self._recycle(f"unsubscribe failed: {exc!r}")
 
@@ -247,7 +275,7 @@ class RedisBroker:
         run_id: str | None = None  # Redis' own id: it changes when the server restarts
         while not self._closed:
             try:
-                client, pubsub, early, server = await self._connect()
+                wire, early, server = await self._connect()
             except _REDIS_ERRORS as exc:
                 log.warning("Redis subscriber cannot connect: %r", exc)
             else:
@@ -261,104 +289,98 @@ class RedisBroker:
                 try:
                     for message in early:
                         yield message
-                    async for message in self._read(pubsub):
+                    async for message in self._read(wire):
                         yield message
                 except (*_REDIS_ERRORS, _Recycle) as exc:
                     log.warning("Redis subscriber lost its connection: %r", exc)
                 finally:
-                    await self._disconnect(client, pubsub)
+                    await self._disconnect(wire)
             await asyncio.sleep(backoff * (1 + random.random()))
             backoff = min(backoff * 2, _MAX_BACKOFF)
 
-    async def _connect(self) -> tuple[aioredis.Redis, PubSub, list[BrokerMessage], str]:
+    async def _connect(self) -> tuple[RedisWire, list[BrokerMessage], str]:
         """Subscribe every channel held on a new connection.
 
-        Returns the client and its PubSub, messages that arrived while subscribing, and the
-        server's run_id (a restarted Redis has lost every key, presence included).
+        Returns the connection, messages that arrived while subscribing, and the server's
+        run_id (a restarted Redis has lost every key, presence included).
         """
-        # A client per connection: dropping it closes the socket whatever state it is in.
-        client = redis_client(
-            self._url, timeout=self._timeout, name=f"{self._node_channel}:sub", retry=False
-        )
-        pubsub = client.pubsub()
         channels = [self._node_channel, *self._channels]
-        try:
-            async with asyncio.timeout(2 * self._timeout):
-                run_id = str((await self._publisher.info("server"))["run_id"])
-                await pubsub.subscribe(*channels)
-                early = await self._confirm(pubsub, len(channels))
-        except BaseException:
-            await self._disconnect(client, pubsub)
-            raise
+        async with asyncio.timeout(2 * self._timeout):
+            run_id = str((await self._control.info("server"))["run_id"])
+            wire = await RedisWire.open(
+                self._url, timeout=self._timeout, name=f"{self._node_channel}:sub"
+            )
+            try:
+                wire.send(("SUBSCRIBE", *channels))
+                early = await self._confirm(wire, len(channels))
+            except BaseException:
+                await self._disconnect(wire)
+                raise
         self._recycle_reason = None
-        self._pubsub, self._sub_client = pubsub, client
+        self._subscriber = wire
         self._connected.set()
         # A channel whose last member left while this connection was being made.
         if stale := set(channels[1:]) - self._channels:
-            await self._unsubscribe_stale(pubsub, stale)
-        return client, pubsub, early, run_id
+            try:
+                wire.send(("UNSUBSCRIBE", *stale))
+            except _REDIS_ERRORS as exc:
+                self._recycle(f"unsubscribe failed: {exc!r}")
+        return wire, early, run_id
 
-    async def _unsubscribe_stale(self, pubsub: PubSub, channels: set[str]) -> None:
-        try:
-            await pubsub.unsubscribe(*channels)
-        except _REDIS_ERRORS as exc:
-            self._recycle(f"unsubscribe failed: {exc!r}")
-
-    async def _confirm(self, pubsub: PubSub, expected: int) -> list[BrokerMessage]:
-        """Wait for ``expected`` subscribe confirmations, keeping messages that come first."""
+    async def _confirm(self, wire: RedisWire, expected: int) -> list[BrokerMessage]:
+        """Wait for ``expected`` subscribe confirmations, keeping messages that come meanwhile."""
         early: list[BrokerMessage] = []
         node_channel = self._node_channel.encode()
         while expected:
-            message = await pubsub.get_message(timeout=self._timeout)
-            if message is None:
-                continue
-            if message["type"] == "subscribe":
-                expected -= 1
-            elif message["type"] == "message" and message["channel"] != node_channel:
-                early.append(BrokerMessage(message["channel"].decode(), message["data"]))
+            for reply in await wire.replies():
+                kind = _kind(reply)
+                if kind == b"subscribe":
+                    expected -= 1
+                elif kind == b"message" and reply[1] != node_channel:
+                    early.append(BrokerMessage(reply[1].decode(), reply[2]))
         return early
 
-    async def _disconnect(self, client: aioredis.Redis, pubsub: PubSub) -> None:
+    async def _disconnect(self, wire: RedisWire) -> None:
         self._connected.clear()
-        if self._pubsub is pubsub:
-            self._pubsub = self._sub_client = None
+        if self._subscriber is wire:
+            self._subscriber = None
         for futures in self._confirmations.values():
             for future in futures:
                 if not future.done():
                     future.set_exception(BackendUnavailable("Redis subscriber disconnected"))
         self._confirmations.clear()
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(pubsub.aclose(), self._timeout)  # type: ignore[no-untyped-call]
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(client.aclose(), self._timeout)
+            await asyncio.wait_for(wire.aclose(), self._timeout)
 
-    async def _read(self, pubsub: PubSub) -> AsyncIterator[BrokerMessage]:
+    async def _read(self, wire: RedisWire) -> AsyncIterator[BrokerMessage]:
         loop = asyncio.get_running_loop()
         probes = _Probes(self._probe_interval, self._timeout, loop.time())
         node_channel = self._node_channel.encode()
         while True:
-            self._check_usable(pubsub, probes, loop.time())
+            self._check_usable(wire, probes, loop.time())
             # Sleep until a probe is due: an idle node wakes for its probes, not to poll.
             wait = max(probes.next_deadline() - loop.time(), 0.0) + _SLACK
-            message: dict[str, Any] | None = await pubsub.get_message(timeout=wait)
-            if message is None:
+            try:
+                async with asyncio.timeout(wait):
+                    replies = await wire.replies()
+            except TimeoutError:
                 continue
-            kind, channel = message["type"], message["channel"]
-            if kind == "message":
-                if channel == node_channel:
-                    probes.echo(message["data"], loop.time())
-                else:
-                    yield BrokerMessage(channel.decode(), message["data"])
-            elif kind == "subscribe":
-                self._confirm_one(channel.decode())
+            for reply in replies:
+                kind = _kind(reply)
+                if kind == b"message":
+                    channel = reply[1]
+                    if channel == node_channel:
+                        probes.echo(reply[2], loop.time())
+                    else:
+                        yield BrokerMessage(channel.decode(), reply[2])
+                elif kind == b"subscribe":
+                    self._confirm_one(reply[1].decode())
 
-    def _check_usable(self, pubsub: PubSub, probes: _Probes, now: float) -> None:
+    def _check_usable(self, wire: RedisWire, probes: _Probes, now: float) -> None:
         """Raise _Recycle when this connection may have lost messages; send a due probe."""
         if self._recycle_reason is not None:
             raise _Recycle(self._recycle_reason)
-        connection: Any = pubsub.connection  # untyped in redis-py
-        if connection is None or not connection.is_connected:
-            # redis-py would reconnect silently on the next read; messages meanwhile are gone.
+        if wire.closed:
             raise _Recycle("connection dropped")
         if probes.overdue(now):
             raise _Recycle(f"probe not echoed within {self._timeout}s")
@@ -379,7 +401,7 @@ class RedisBroker:
 
     async def ping(self) -> None:
         try:
-            await asyncio.wait_for(self._publisher.ping(), self._timeout)
+            await asyncio.wait_for(self._control.ping(), self._timeout)
         except _REDIS_ERRORS as exc:
             raise BackendUnavailable(f"Redis ping failed: {exc!r}") from exc
         if not self.ready:
@@ -392,9 +414,17 @@ class RedisBroker:
             await self._flusher
         _settle(self._pending, BackendUnavailable("broker closed"))
         self._pending = []
-        if self._pubsub is not None and self._sub_client is not None:
-            await self._disconnect(self._sub_client, self._pubsub)
-        await self._publisher.aclose()
+        if self._subscriber is not None:
+            await self._disconnect(self._subscriber)
+        await self._drop_publisher()
+        await self._control.aclose()
+
+
+def _kind(reply: Any) -> bytes | None:
+    """``message``, ``subscribe``, ... for a pub/sub push; raises an error reply."""
+    if isinstance(reply, Exception):
+        raise reply
+    return reply[0] if isinstance(reply, list) and reply else None
 
 
 def _settle(

@@ -1,0 +1,94 @@
+"""RedisWire: one Redis connection whose commands and replies the broker handles itself.
+
+redis-py opens it (URL, TLS, AUTH, SELECT, CLIENT SETNAME). From then on, every message goes
+through hiredis alone: commands packed by ``hiredis.pack_command``, replies parsed by a
+``hiredis.Reader`` fed straight from the socket. redis-py's per-reply layers (retry wrapper,
+timeout context, response dict) cost about 60 µs of CPU per message on this path, several
+times the work the message itself needs; measured in docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any, cast
+
+import hiredis
+import redis.asyncio as aioredis
+import redis.exceptions
+from redis.asyncio.connection import AbstractConnection
+
+_READ_SIZE = 1 << 16
+# hiredis' stub types the argument as a 1-tuple; it takes a command of any length.
+_pack = cast(Callable[[tuple[str | bytes, ...]], bytes], hiredis.pack_command)
+
+
+class RedisWire:
+    """Commands go out as written; ``replies()`` returns the next replies as they arrive.
+
+    Error replies come back as ``redis.exceptions.ResponseError`` instances, in order with the
+    others, so a caller that pipelined N commands can tell which one failed.
+    """
+
+    __slots__ = ("_connection", "_parser", "_reader", "_writer")
+
+    def __init__(self, connection: AbstractConnection) -> None:
+        reader, writer = connection._reader, connection._writer  # redis-py's own streams
+        if reader is None or writer is None:
+            raise redis.exceptions.ConnectionError("the connection is not open")
+        self._connection = connection
+        self._reader, self._writer = reader, writer
+        self._parser = hiredis.Reader(replyError=redis.exceptions.ResponseError)
+
+    @classmethod
+    async def open(cls, url: str, *, timeout: float, name: str | None = None) -> RedisWire:
+        """Connect and hand-shake with redis-py, then take the socket over. RESP2 always."""
+        options: dict[str, Any] = {
+            "socket_timeout": timeout,
+            "socket_connect_timeout": timeout,
+            "client_name": name,
+            "protocol": 2,  # pub/sub messages as plain arrays
+        }
+        pool = aioredis.ConnectionPool.from_url(url, **options)
+        connection = pool.make_connection()  # type: ignore[no-untyped-call]
+        try:
+            async with asyncio.timeout(timeout):
+                await connection.connect()
+        except BaseException:
+            await connection.disconnect()
+            raise
+        return cls(connection)
+
+    @property
+    def closed(self) -> bool:
+        """True once the peer closed the socket or it failed: nothing more will be read."""
+        return self._reader.at_eof() or self._writer.is_closing()
+
+    def send(self, *commands: tuple[str | bytes, ...]) -> None:
+        """Queue ``commands`` in one write; their replies come back in the same order.
+
+        Raises ConnectionError on a closed connection, where a write would vanish silently.
+        """
+        if self._writer.is_closing():
+            raise redis.exceptions.ConnectionError("the connection is closed")
+        self._writer.write(b"".join(map(_pack, commands)))
+
+    async def replies(self) -> list[Any]:
+        """The replies already received, waiting for at least one.
+
+        Raises ConnectionError when the socket is closed.
+        """
+        parser = self._parser
+        found: list[Any] = []
+        while True:
+            while (reply := parser.gets()) is not False:
+                found.append(reply)
+            if found:
+                return found
+            data = await self._reader.read(_READ_SIZE)
+            if not data:
+                raise redis.exceptions.ConnectionError("Redis closed the connection")
+            parser.feed(data)
+
+    async def aclose(self) -> None:
+        await self._connection.disconnect()
