@@ -117,7 +117,16 @@ class _NotJson(Exception):
 
 
 def _loads(text: str) -> Any:
-    # stdlib json because its failures can be told apart: syntax, depth, numeric range.
+    # orjson reads what both accept alike (integers past 64 bits become floats in both) at a
+    # third of the cost; what it refuses goes to the stdlib, whose failures can be told apart
+    # (syntax, depth, numeric range) and which also takes control characters in strings.
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return _loads_stdlib(text)
+
+
+def _loads_stdlib(text: str) -> Any:
     try:
         return json.loads(
             text,

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from typing import Final
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from translators import V2Frame, V3Frame, parse_v2_frame, v3_json
+from translators import V2Frame, V3Frame, parse_v2_frame, v2_inbound, v3_json
 from v3_core.errors import MessageRejected
 
 GROUP: Final = "group"
@@ -239,3 +242,26 @@ def test_v3_frame_mapped_refuses_an_integer_from_a_vision_id_connection() -> Non
     with pytest.raises(MessageRejected) as caught:
         frame.mapped(None, client=("cliA", ""), group=("grpA", ""))
     assert caught.value.code == "spoofed-from-id"
+
+
+# Integers on both sides of the 64-bit edges, where the two readers must agree on int or float.
+_EDGE_INTS = st.sampled_from([2**63 - 1, -(2**63), -(2**63) - 1, 2**64 - 1, 2**64, 10**30])
+_JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | _EDGE_INTS
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=_JSON_VALUES, ascii_only=st.booleans())
+def test_the_orjson_reading_agrees_with_the_stdlib_reading(value: object, ascii_only: bool) -> None:
+    """The fast path may only change the cost: same values, same int-or-float, for any JSON."""
+    text = json.dumps(value, ensure_ascii=ascii_only)
+    fast, reference = v2_inbound._loads(text), v2_inbound._loads_stdlib(text)
+    assert json.dumps(fast) == json.dumps(reference)  # 1 and 1.0 differ here, not under ==
