@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import re
 from collections.abc import Callable
@@ -94,8 +95,11 @@ async def handle_socket(
         else:
             options = await legacy_options(state, group_id, client_id)
             # V2 phase-out (bridge/v2_node.py): refuse, or greet with a deprecation notice.
-            options["greeting"] = state.v2_control.admit(options["group_id"], options["client_id"])
-            options["track"] = state.v2_control.track
+            greeting = state.v2_control.admit(options["group_id"], options["client_id"])
+            options["greeting"] = greeting
+            options["track"] = functools.partial(
+                state.v2_control.track, greeted=greeting is not None
+            )
     except ConnectionRejected as rejection:
         await reject(send, rejection, accepted=False)
         return

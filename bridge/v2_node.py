@@ -91,13 +91,14 @@ class V2Control:
         """The greeting for a legacy socket (``warn``: a deprecation notice; ``open``: None).
 
         Raises ConnectionRejected (1008, with the V3 path) when V2 is closed for the group.
+        A notice is counted as sent by ``track``, once the socket got it: the connection may
+        still be refused (a connection limit) after this.
         """
         mode = self.mode_for(group_id)
         if mode == "closed":
             self.stats.refused += 1
             raise ConnectionRejected(CloseCode.POLICY_VIOLATION, closed_reason(group_id, client_id))
         if mode == "warn":
-            self.stats.warned += 1
             return deprecation_notice(group_id, client_id)
         return None
 
@@ -124,9 +125,14 @@ class V2Control:
     # -- usage ---------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def track(self, conn: Connection) -> Iterator[None]:
-        """Count a legacy connection while it is open; a connect counts even with no frames."""
+    def track(self, conn: Connection, *, greeted: bool = False) -> Iterator[None]:
+        """Count a legacy connection while it is open; a connect counts even with no frames.
+
+        ``greeted``: the socket was sent the deprecation notice (``warn``).
+        """
         self.stats.opened += 1
+        if greeted:
+            self.stats.warned += 1
         self._open[conn] = 0
         self._note(conn, messages=0, connects=1)
         try:

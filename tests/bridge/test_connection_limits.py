@@ -111,6 +111,20 @@ async def test_a_legacy_client_counts_with_its_v3_sockets(server):
         assert await presence(server, "g1") == ["alice"]
 
 
+async def test_a_legacy_client_refused_at_its_limit_is_not_counted_as_warned(server):
+    """In ``warn`` mode only a socket that got the notice counts in aether_v2_warned_total."""
+    async with httpx.AsyncClient(base_url=server.http) as http:
+        assert (await http.put("/v2/mode", json={"mode": "warn"})).status_code == 200
+    first = await connect(server.ws, "/ws/group/g1/client/alice")
+    second = await connect(server.ws, "/ws/group/g2/client/alice")
+    async with first, second:
+        refused = await connect(server.ws, "/ws/group/g3/client/alice")
+        assert await close_of(refused) == (4529, CLIENT_REASON)
+        async with httpx.AsyncClient(base_url=server.http) as http:
+            lines = set((await http.get("/metrics")).text.splitlines())
+    assert "aether_v2_warned_total 2.0" in lines  # was 3.0: the refused socket was counted
+
+
 async def test_a_place_freed_by_a_close_is_taken_again(server):
     """The count follows the connections: after one of alice's closes, she may connect again."""
     async with await v3(server.ws, "g1", "alice"):

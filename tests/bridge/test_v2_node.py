@@ -34,10 +34,13 @@ class LegacyConn:
         self.messages_in = 0
 
 
-async def test_admit_counts_refusals_and_warnings():
+async def test_admit_counts_refusals_and_track_counts_warnings_sent():
     v2 = V2Control(MemoryV2Store(), clock=lambda: 100.0)
     await v2.set_mode(None, "warn")
     assert v2.admit("grp_a", "dev_1") is not None
+    assert v2.stats.warned == 0  # not sent yet: the socket may still be refused
+    with v2.track(LegacyConn(), greeted=True):
+        pass
     await v2.set_mode("grp_a", "closed")
     with pytest.raises(ConnectionRejected) as refused:
         v2.admit("grp_a", "dev_1")
