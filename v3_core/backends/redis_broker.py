@@ -44,6 +44,10 @@ class _Recycle(Exception):
     """The subscriber connection can no longer be trusted (probe lost, command failed)."""
 
 
+class _Dropped(BackendUnavailable):
+    """The subscriber connection went away before confirming a subscribe."""
+
+
 def redis_client(
     url: str,
     *,
@@ -229,26 +233,39 @@ class RedisBroker:
     # -- subscriptions -------------------------------------------------------------------
 
     async def subscribe(self, channel: str) -> None:
+        """Return once ``channel`` is live; raise BackendUnavailable after the timeout.
+
+        A reconnect takes a round trip or two, so a subscribe that meets one waits for it
+        rather than refuse the client (1013): while the subscriber is reconnecting, and when
+        the connection drops before confirming this channel (the new connection subscribes
+        every channel held, this one too). While Redis is down, it fails after the timeout.
+        """
         self._channels.add(channel)
-        if not self.ready:
-            # A reconnect after a dropped connection takes a round trip or two: wait for it
-            # rather than refuse the client (1013); while Redis is down, refuse after the timeout.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._timeout
+        while True:
             try:
-                await asyncio.wait_for(self._connected.wait(), self._timeout)
+                async with asyncio.timeout_at(deadline):
+                    await self._connected.wait()
             except TimeoutError:
                 raise BackendUnavailable("Redis subscriber is reconnecting") from None
-        wire = self._subscriber
-        if wire is None:
-            raise BackendUnavailable("Redis subscriber is reconnecting")
-        future = asyncio.get_running_loop().create_future()
-        self._confirmations[channel].append(future)
-        try:
-            wire.send(("SUBSCRIBE", channel))
-            await asyncio.wait_for(asyncio.shield(future), self._timeout)
-        except _REDIS_ERRORS as exc:
-            # The command may or may not have reached Redis: only a fresh connection is sure.
-            self._recycle(f"subscribe failed: {exc!r}")
-            raise BackendUnavailable(f"Redis subscribe failed: {exc!r}") from exc
+            wire = self._subscriber
+            if wire is None:  # dropped between the wake-up and now
+                continue
+            future = loop.create_future()
+            future.add_done_callback(_retrieve)  # its waiter may have given up
+            self._confirmations[channel].append(future)
+            try:
+                wire.send(("SUBSCRIBE", channel))
+                async with asyncio.timeout_at(deadline):
+                    await asyncio.shield(future)
+                return
+            except _Dropped:
+                continue
+            except _REDIS_ERRORS as exc:
+                # The command may or may not have reached Redis: only a fresh connection is sure.
+                self._recycle(f"subscribe failed: {exc!r}")
+                raise BackendUnavailable(f"Redis subscribe failed: {exc!r}") from exc
 
     async def unsubscribe(self, channel: str) -> None:
         self._channels.discard(channel)
@@ -347,7 +364,7 @@ class RedisBroker:
         for futures in self._confirmations.values():
             for future in futures:
                 if not future.done():
-                    future.set_exception(BackendUnavailable("Redis subscriber disconnected"))
+                    future.set_exception(_Dropped("Redis subscriber disconnected"))
         self._confirmations.clear()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(wire.aclose(), self._timeout)

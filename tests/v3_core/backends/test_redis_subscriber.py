@@ -85,6 +85,33 @@ async def test_a_subscribe_while_the_subscriber_reconnects_waits_for_it(redis_ur
         assert message == BrokerMessage(f"{prefix}g:late", b"hello")
 
 
+async def test_a_subscribe_cut_off_by_a_drop_waits_for_the_new_connection(
+    redis_url, prefix, monkeypatch: pytest.MonkeyPatch
+):
+    """The connection drops before it confirms: the next one subscribes every channel held,
+    this one too, so the client is admitted instead of refused with 1013 (K3 saw it)."""
+    broker = RedisBroker(redis_url, node_channel=f"{prefix}n:a", probe_interval=60.0)
+    channel = f"{prefix}g:cut"
+    send, swallowed = RedisWire.send, []
+
+    def drop_first_subscribe(self: RedisWire, *commands: tuple[str | bytes, ...]) -> None:
+        if commands == (("SUBSCRIBE", channel),) and not swallowed:
+            swallowed.append(commands)  # never reaches Redis; the connection is dropped
+            broker._recycle("test: the connection dropped mid-subscribe")
+            return
+        send(self, *commands)
+
+    async with running(broker) as events:
+        monkeypatch.setattr(RedisWire, "send", drop_first_subscribe)
+        await broker.subscribe(channel)  # was: BackendUnavailable("Redis subscriber disconnected")
+        assert swallowed
+        assert await events.get() == Discontinuity(RECONNECTED)
+        await broker.publish(channel, b"after")
+        async with asyncio.timeout(5):
+            message = await events.get()
+        assert message == BrokerMessage(channel, b"after")
+
+
 async def test_a_subscribe_while_redis_is_unreachable_is_refused_after_the_timeout(prefix):
     broker = RedisBroker(
         f"redis://127.0.0.1:{free_port()}", node_channel=f"{prefix}n:a", timeout=0.3
