@@ -14,10 +14,11 @@ import logging
 import random
 from collections import defaultdict, deque
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 
 import redis.asyncio as aioredis
 import redis.exceptions
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.maint_notifications import MaintNotificationsConfig
@@ -25,6 +26,7 @@ from redis.maint_notifications import MaintNotificationsConfig
 from v3_core.errors import BackendUnavailable
 
 from .base import BrokerEvent, BrokerMessage, Discontinuity
+from .redis_url import is_cluster, parse_cluster_url
 from .redis_wire import RedisWire
 
 log = logging.getLogger("aether.broker")
@@ -49,26 +51,22 @@ class _Dropped(BackendUnavailable):
 
 
 def redis_client(
-    url: str,
-    *,
-    timeout: float,
-    pool_size: int | None = None,
-    name: str | None = None,
-    retry: bool = True,
+    url: str, *, timeout: float, pool_size: int | None = None, name: str | None = None
 ) -> aioredis.Redis:
     """A client that fails fast instead of retrying silently: faults are ours to handle.
 
     With ``pool_size`` the pool blocks up to ``timeout`` for a free connection, where
     redis-py's default pool raises at its 100th concurrent call (a burst of connects).
-    ``retry=False`` also stops redis-py's reconnect-on-error, which on a PubSub resubscribes
-    behind our back: messages published meanwhile would be lost without a trace.
+    A ``redis+cluster://`` URL gives a RedisCluster, typed as Redis: it has the same
+    commands, and callers use only those (pipelines of scripts excepted: see presence).
     """
-    # Zero retries, but the failure hook still disconnects a connection that failed.
-    policy = Retry(NoBackoff(), 0) if retry else Retry(NoBackoff(), 0, supported_errors=())
+    if is_cluster(url):
+        return cast(aioredis.Redis, _cluster_client(url, timeout=timeout, pool_size=pool_size))
     options: dict[str, Any] = {
         "socket_timeout": timeout,
         "socket_connect_timeout": timeout,
-        "retry": policy,
+        # Zero retries, but the failure hook still disconnects a connection that failed.
+        "retry": Retry(NoBackoff(), 0),
         "health_check_interval": 0,
         "client_name": name,
         # Left on ("auto"), the pool skips its check for connections the server closed, so
@@ -81,6 +79,25 @@ def redis_client(
         url, max_connections=pool_size, timeout=timeout, **options
     )
     return aioredis.Redis.from_pool(pool)  # the client owns (and closes) its pool
+
+
+CLUSTER_POOL = 64  # connections per cluster node; redis-py's cluster pool raises past it
+
+
+def _cluster_client(url: str, *, timeout: float, pool_size: int | None) -> RedisCluster:
+    """redis-py's cluster client, with its own retries: a failover needs the slot map
+    refreshed and the command sent again, which only the cluster client knows how to do."""
+    cluster = parse_cluster_url(url)
+    return RedisCluster(
+        startup_nodes=[ClusterNode(host, port) for host, port in cluster.seeds],
+        username=cluster.username,
+        password=cluster.password,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        max_connections=max(pool_size or 0, CLUSTER_POOL),
+        health_check_interval=0,
+        maint_notifications_config=MaintNotificationsConfig(enabled=False),
+    )
 
 
 class _Probes:
@@ -142,11 +159,17 @@ class RedisBroker:
         timeout: float = 2.0,
         probe_interval: float = 5.0,
     ) -> None:
-        self._url = url
         self._timeout = timeout
         self._probe_interval = probe_interval
         self._node_channel = node_channel
         self._control = redis_client(url, timeout=timeout)
+        # Where the two wires connect: the server, or a cluster's seeds in an order of this
+        # node's own (classic pub/sub reaches every node of a cluster, so any one will do, and
+        # nodes spread over the seeds instead of all reading from the first).
+        self._wire_urls = [url]
+        if is_cluster(url):
+            seeds = parse_cluster_url(url).seed_urls
+            self._wire_urls = random.sample(seeds, len(seeds))
         self._publisher: RedisWire | None = None
         self._channels: set[str] = set()
         self._subscriber: RedisWire | None = None
@@ -202,8 +225,8 @@ class RedisBroker:
             # Closed by the server (a Redis restart, CLIENT KILL): reconnect before writing,
             # as redis-py's pool does, rather than fail the first batch after it.
             await self._drop_publisher()
-            wire = self._publisher = await RedisWire.open(
-                self._url, timeout=self._timeout, name=f"{self._node_channel}:pub"
+            wire = self._publisher = await RedisWire.open_first(
+                self._wire_urls, timeout=self._timeout, name=f"{self._node_channel}:pub"
             )
         wire.send(*(("PUBLISH", channel, data) for channel, data, _ in batch))
         awaited = len(batch)
@@ -323,11 +346,13 @@ class RedisBroker:
         """
         channels = [self._node_channel, *self._channels]
         async with asyncio.timeout(2 * self._timeout):
-            run_id = str((await self._control.info("server"))["run_id"])
-            wire = await RedisWire.open(
-                self._url, timeout=self._timeout, name=f"{self._node_channel}:sub"
+            wire = await RedisWire.open_first(
+                self._wire_urls, timeout=self._timeout, name=f"{self._node_channel}:sub"
             )
             try:
+                # The run_id of the server this connection reads from (in a cluster, another
+                # node after a failover: counted as a restart, the cautious reading).
+                run_id = await wire.run_id()
                 wire.send(("SUBSCRIBE", *channels))
                 early = await self._confirm(wire, len(channels))
             except BaseException:

@@ -59,6 +59,34 @@ class RedisWire:
             raise
         return cls(connection)
 
+    @classmethod
+    async def open_first(
+        cls, urls: list[str], *, timeout: float, name: str | None = None
+    ) -> RedisWire:
+        """The first of ``urls`` that connects (seed nodes of a cluster, in order)."""
+        error: Exception = redis.exceptions.ConnectionError("no Redis URL to connect to")
+        for url in urls:
+            try:
+                return await cls.open(url, timeout=timeout, name=name)
+            except (redis.exceptions.RedisError, OSError, TimeoutError) as exc:
+                error = exc
+        raise error
+
+    async def run_id(self) -> str:
+        """The server's ``run_id`` (``INFO server``): it changes when Redis restarts.
+
+        Call it before SUBSCRIBE: a subscribed connection takes no other command.
+        """
+        self.send(("INFO", "server"))
+        (reply,) = await self.replies()
+        if isinstance(reply, Exception):
+            raise reply
+        for line in bytes(reply).decode().splitlines():
+            key, _, value = line.partition(":")
+            if key == "run_id":
+                return value.strip()
+        raise redis.exceptions.ResponseError("INFO server has no run_id")
+
     @property
     def closed(self) -> bool:
         """True once the peer closed the socket or it failed: nothing more will be read."""
