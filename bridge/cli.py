@@ -30,7 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="TCP port (AETHER_PORT, default 8000)")
     serve.add_argument(
         "--redis-url",
-        help="redis:// or rediss:// URL shared by every node (AETHER_REDIS_URL); "
+        help="redis://, rediss:// or unix:// URL shared by every node, or "
+        "redis+cluster://host:port[,host:port...] for a Redis Cluster (AETHER_REDIS_URL); "
         "without it the node runs on an embedded in-process broker",
     )
     serve.add_argument("--workers", type=int, help="worker processes (AETHER_WORKERS; needs Redis)")

@@ -9,6 +9,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -47,13 +48,33 @@ def redis_url() -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def redis_process(binary: str = "redis-server", port: int | None = None) -> Iterator[str]:
+def redis_process(
+    binary: str = "redis-server",
+    port: int | None = None,
+    *,
+    extra: tuple[str, ...] = (),
+    cwd: Path | None = None,
+) -> Iterator[str]:
     """A disposable redis-server on 127.0.0.1 (port 0 would mean "no TCP", so pick one)."""
     port = port or free_port()
+    if cwd is not None:
+        cwd.mkdir(parents=True, exist_ok=True)  # a cluster node writes its nodes.conf here
     proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            *extra,
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        cwd=cwd,
     )
     url = f"redis://127.0.0.1:{port}"
     try:
@@ -72,6 +93,62 @@ def redis_process(binary: str = "redis-server", port: int | None = None) -> Iter
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_url() -> Iterator[str]:
+    """$REDIS_CLUSTER_URL when set, else a three-master Redis Cluster this session starts."""
+    if url := os.environ.get("REDIS_CLUSTER_URL"):
+        yield url
+        return
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.exit("redis-server not found: apt-get install redis-server", 2)
+    with redis_cluster(binary) as url:
+        yield url
+
+
+SLOTS = 16384
+
+
+@contextlib.contextmanager
+def redis_cluster(binary: str, masters: int = 3) -> Iterator[str]:
+    """Masters with the slots split between them, met by CLUSTER MEET: no redis-cli needed."""
+    with contextlib.ExitStack() as stack:
+        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="aether-cluster-")))
+        # The bus port defaults to port + 10000, past 65535 for a high free port: set it.
+        buses = [free_port() for _ in range(masters)]
+        urls = [
+            stack.enter_context(
+                redis_process(
+                    binary,
+                    extra=("--cluster-enabled", "yes", "--cluster-port", str(bus)),
+                    cwd=workdir / str(n),
+                )
+            )
+            for n, bus in enumerate(buses)
+        ]
+        clients = [redis.Redis.from_url(url) for url in urls]
+        for n, client in enumerate(clients):
+            first, last = n * SLOTS // masters, (n + 1) * SLOTS // masters
+            client.execute_command("CLUSTER ADDSLOTS", *range(first, last))
+        for url, bus in zip(urls[1:], buses[1:], strict=True):
+            host, port = url.removeprefix("redis://").split(":")
+            clients[0].execute_command("CLUSTER MEET", host, port, bus)
+        deadline = time.monotonic() + 20
+        while not all(_cluster_ok(client) for client in clients):
+            if time.monotonic() > deadline:
+                raise TimeoutError("the test Redis Cluster did not reach cluster_state:ok")
+            time.sleep(0.05)
+        for client in clients:
+            client.close()
+        yield "redis+cluster://" + ",".join(url.removeprefix("redis://") for url in urls)
+
+
+def _cluster_ok(client: redis.Redis) -> bool:
+    info = client.execute_command("CLUSTER INFO")  # parsed into a dict by redis-py
+    state = info.get("cluster_state") if isinstance(info, dict) else None
+    return state in ("ok", b"ok")
 
 
 @pytest.fixture

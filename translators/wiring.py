@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 
+from v3_core.backends.redis_url import CLUSTER_SCHEME, SERVER_SCHEMES
+
 from .id_mapping import IdMapper
 from .id_stores import IdStore, MemoryIdStore, RedisIdStore
 from .upstream import UpstreamIdLookup
@@ -22,7 +24,7 @@ async def open_id_mapper(
     cache_size: int = 100_000,
     store: IdStore | None = None,
 ) -> AsyncIterator[IdMapper]:
-    """An IdMapper over Redis (``redis://``/``rediss://``) or in-process (None), closed on exit.
+    """An IdMapper over Redis (any URL open_backends takes) or in-process (None), closed on exit.
 
     Without Redis and without ``lookup_url`` minted IDs last only as long as the process.
     ``store`` overrides the choice (in-process test nodes sharing one MemoryIdStore).
@@ -42,6 +44,6 @@ async def open_id_mapper(
 def _store_for(redis_url: str | None, *, prefix: str, timeout: float) -> IdStore:
     if redis_url is None:
         return MemoryIdStore()
-    if redis_url.startswith(("redis://", "rediss://", "unix://")):
+    if redis_url.startswith((*SERVER_SCHEMES, CLUSTER_SCHEME)):
         return RedisIdStore(redis_url, prefix=prefix, timeout=timeout)
-    raise ValueError("the ID store supports redis://, rediss:// and unix:// URLs")
+    raise ValueError("the ID store supports redis://, rediss://, unix:// and redis+cluster:// URLs")

@@ -60,19 +60,26 @@ def test_workers_without_redis_is_a_clear_error():
     assert "--workers > 1 needs --redis-url" in result.stderr
 
 
-def test_cluster_url_is_refused_with_a_clear_message():
+@pytest.mark.parametrize(
+    ("url", "error"),
+    [
+        ("redis+cluster://", "at least one seed"),
+        ("redis+cluster://127.0.0.1", "is not host:port"),
+        ("redis+cluster://127.0.0.1:7000/3", "database 0 only"),
+        ("memcached://127.0.0.1:11211", "unsupported Redis URL scheme"),
+    ],
+)
+def test_a_bad_redis_url_is_refused_with_a_clear_message(url: str, error: str):
     from v3_core.backends import open_backends
 
-    async def open_cluster() -> None:
-        async with open_backends(
-            "redis+cluster://127.0.0.1:7000", prefix="p:", node_channel="p:n:x", presence_ttl=1
-        ):
+    async def open_url() -> None:
+        async with open_backends(url, prefix="p:", node_channel="p:n:x", presence_ttl=1):
             pass
 
     import asyncio
 
-    with pytest.raises(ValueError, match="redis\\+cluster:// is not supported yet"):
-        asyncio.run(open_cluster())
+    with pytest.raises(ValueError, match=error):
+        asyncio.run(open_url())
 
 
 def test_embedded_node_says_so_in_its_startup_log(start_node):

@@ -466,7 +466,7 @@ async def test_open_id_mapper_on_redis(store_url: str | None, prefix: str) -> No
 
 async def test_open_id_mapper_refuses_other_urls() -> None:
     with pytest.raises(ValueError, match="redis://"):
-        async with open_id_mapper("redis+cluster://a:1"):
+        async with open_id_mapper("memcached://a:1"):
             pass
 
 

@@ -9,6 +9,7 @@ from .base import Backends, Broker, BrokerEvent, BrokerMessage, Discontinuity, P
 from .memory import MemoryBroker, MemoryHub, MemoryPresenceStore
 from .redis_broker import RedisBroker
 from .redis_presence import RedisPresenceStore
+from .redis_url import CLUSTER_SCHEME, SERVER_SCHEMES, is_cluster, parse_cluster_url
 
 __all__ = [
     "Backends",
@@ -37,7 +38,8 @@ async def open_backends(
     probe_interval: float = 5.0,
     hub: MemoryHub | None = None,
 ) -> AsyncIterator[Backends]:
-    """Redis backends for a ``redis://``/``rediss://`` URL, in-process ones for None."""
+    """Redis backends for a ``redis://``/``rediss://``/``unix://`` URL or a Redis Cluster's
+    ``redis+cluster://host:port,...``; in-process ones for None."""
     broker: Broker
     presence: PresenceStore
     if redis_url is None:
@@ -45,14 +47,15 @@ async def open_backends(
         broker = MemoryBroker(hub)
         presence = MemoryPresenceStore(ttl=presence_ttl, hub=hub)
         description = "embedded in-process broker and presence (single process)"
-    elif redis_url.startswith(("redis://", "rediss://", "unix://")):
+    elif redis_url.startswith((*SERVER_SCHEMES, CLUSTER_SCHEME)):
+        if is_cluster(redis_url):
+            parse_cluster_url(redis_url)  # a bad URL fails here, before anything connects
         broker = RedisBroker(
             redis_url, node_channel=node_channel, timeout=timeout, probe_interval=probe_interval
         )
         presence = RedisPresenceStore(redis_url, ttl=presence_ttl, prefix=prefix, timeout=timeout)
-        description = f"Redis at {_redact(redis_url)}"
-    elif redis_url.startswith("redis+cluster://"):
-        raise ValueError("redis+cluster:// is not supported yet; use a redis:// URL")
+        kind = "Redis Cluster with seeds" if is_cluster(redis_url) else "Redis at"
+        description = f"{kind} {_redact(redis_url)}"
     else:
         raise ValueError(f"unsupported Redis URL scheme in {_redact(redis_url)!r}")
     try:

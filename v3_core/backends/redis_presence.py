@@ -7,20 +7,25 @@ by when they expire (Redis' clock, so nodes' clocks never disagree). Scripts in 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Iterator
 from importlib import resources
+from typing import Any
 
 import redis.asyncio as aioredis
 import redis.exceptions
+from redis.commands.core import AsyncScript
 
 from v3_core.errors import BackendUnavailable
 
 from .redis_broker import redis_client
+from .redis_url import is_cluster
 
 _TOUCH_CHUNK = 100  # connections refreshed per script call, and about as many per pipeline
 _SWEEP_CHUNK = 50  # groups swept per pipeline
 _ERRORS = (redis.exceptions.RedisError, OSError, TimeoutError)
 POOL_SIZE = 32  # concurrent presence calls; more wait for a connection (up to the timeout)
+_ScriptCall = tuple[list[str], list[str | int]]  # a script's KEYS and ARGV
 
 
 def _script(name: str) -> str:
@@ -35,6 +40,9 @@ class RedisPresenceStore:
         self._ttl_ms = max(1, round(ttl * 1000))
         self._prefix = prefix
         self._redis: aioredis.Redis = redis_client(url, timeout=timeout, pool_size=POOL_SIZE)
+        # redis-py refuses scripts in a cluster pipeline: there, the calls of a batch run
+        # concurrently instead, each routed to its group's node.
+        self._pipelined = not is_cluster(url)
         self._add = self._redis.register_script(_script("add"))
         self._touch = self._redis.register_script(_script("touch"))
         self._remove = self._redis.register_script(_script("remove"))
@@ -67,18 +75,28 @@ class RedisPresenceStore:
         # building one holds our event loop, ~10 µs per connection.
         try:
             for chunk in _chunks(_per_group(entries, _TOUCH_CHUNK), _TOUCH_CHUNK):
-                async with self._redis.pipeline(transaction=False) as pipe:
-                    for group_id, members in chunk:
-                        prefix = self._client_prefix(group_id)
-                        keys = [self._group_key(group_id)]
-                        args: list[str | int] = [self._ttl_ms]
-                        for client_id, conn_id in members:
-                            keys.append(prefix + client_id)
-                            args += (client_id, conn_id)
-                        await self._touch(keys, args, client=pipe)
-                    await pipe.execute()
+                calls = [self._touch_call(group_id, members) for group_id, members in chunk]
+                await self._run_scripts(self._touch, calls)
         except _ERRORS as exc:
             raise BackendUnavailable(f"presence refresh failed: {exc}") from exc
+
+    def _touch_call(self, group_id: str, members: list[tuple[str, str]]) -> _ScriptCall:
+        prefix = self._client_prefix(group_id)
+        keys = [self._group_key(group_id)]
+        args: list[str | int] = [self._ttl_ms]
+        for client_id, conn_id in members:
+            keys.append(prefix + client_id)
+            args += (client_id, conn_id)
+        return keys, args
+
+    async def _run_scripts(self, script: AsyncScript, calls: list[_ScriptCall]) -> list[Any]:
+        """One round trip for the batch on one server; concurrent calls on a cluster."""
+        if not self._pipelined:
+            return await asyncio.gather(*(script(keys, args) for keys, args in calls))
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for keys, args in calls:
+                await script(keys, args, client=pipe)
+            return await pipe.execute()
 
     async def members(self, group_id: str) -> list[str]:
         try:
@@ -103,11 +121,10 @@ class RedisPresenceStore:
         try:
             for start in range(0, len(groups), _SWEEP_CHUNK):
                 chunk = groups[start : start + _SWEEP_CHUNK]
-                async with self._redis.pipeline(transaction=False) as pipe:
-                    for group_id in chunk:
-                        keys = [self._group_key(group_id)]
-                        await self._expire(keys, [self._client_prefix(group_id)], client=pipe)
-                    results = await pipe.execute()
+                calls: list[_ScriptCall] = [
+                    ([self._group_key(g)], [self._client_prefix(g)]) for g in chunk
+                ]
+                results = await self._run_scripts(self._expire, calls)
                 for group_id, found in zip(chunk, results, strict=True):
                     gone += ((group_id, m.decode()) for m in sorted(found))
         except _ERRORS as exc:

@@ -13,6 +13,17 @@ from v3_core.backends.redis_presence import RedisPresenceStore
 TTL = 0.5
 
 
+@pytest.fixture(params=["memory", "redis", "cluster"])
+def backend_url(request: pytest.FixtureRequest) -> str | None:
+    """The conformance suites also run on a Redis Cluster (``redis+cluster://``)."""
+    if request.param == "memory":
+        return None
+    url: str = request.getfixturevalue(
+        "redis_url" if request.param == "redis" else "redis_cluster_url"
+    )
+    return url
+
+
 @pytest.fixture
 async def make_broker(backend_url, prefix) -> AsyncIterator[Callable[[str], Broker]]:
     """Build brokers that share one medium (a memory hub or the test Redis), as nodes do."""

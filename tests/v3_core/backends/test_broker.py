@@ -43,60 +43,60 @@ async def pair(make_broker):
         await listener.stop()
 
 
-async def test_published_bytes_reach_a_subscribed_node(pair):
+async def test_published_bytes_reach_a_subscribed_node(pair, prefix):
     a, b, _, on_b = pair
-    await b.subscribe("ch1")
-    await a.publish("ch1", b"hello")
-    assert await on_b.next() == BrokerMessage("ch1", b"hello")
+    await b.subscribe(f"{prefix}ch1")
+    await a.publish(f"{prefix}ch1", b"hello")
+    assert await on_b.next() == BrokerMessage(f"{prefix}ch1", b"hello")
 
 
-async def test_publisher_receives_its_own_message_when_subscribed(pair):
+async def test_publisher_receives_its_own_message_when_subscribed(pair, prefix):
     a, _, on_a, _ = pair
-    await a.subscribe("ch1")
-    await a.publish("ch1", b"self")
+    await a.subscribe(f"{prefix}ch1")
+    await a.publish(f"{prefix}ch1", b"self")
     assert (await on_a.next()).data == b"self"
 
 
-async def test_unsubscribed_node_receives_nothing(pair):
+async def test_unsubscribed_node_receives_nothing(pair, prefix):
     a, b, _, on_b = pair
-    await b.subscribe("ch1")
-    await b.unsubscribe("ch1")
-    await b.subscribe("ch2")
-    await a.publish("ch1", b"lost")
-    await a.publish("ch2", b"marker")
+    await b.subscribe(f"{prefix}ch1")
+    await b.unsubscribe(f"{prefix}ch1")
+    await b.subscribe(f"{prefix}ch2")
+    await a.publish(f"{prefix}ch1", b"lost")
+    await a.publish(f"{prefix}ch2", b"marker")
     assert (await on_b.next()).data == b"marker"
 
 
-async def test_subscribe_and_unsubscribe_are_idempotent(pair):
+async def test_subscribe_and_unsubscribe_are_idempotent(pair, prefix):
     a, b, _, on_b = pair
-    await b.subscribe("ch1")
-    await b.subscribe("ch1")
-    await a.publish("ch1", b"once")
+    await b.subscribe(f"{prefix}ch1")
+    await b.subscribe(f"{prefix}ch1")
+    await a.publish(f"{prefix}ch1", b"once")
     assert (await on_b.next()).data == b"once"
-    await b.unsubscribe("ch1")
-    await b.unsubscribe("ch1")
-    await b.subscribe("ch1")
-    await a.publish("ch1", b"again")
+    await b.unsubscribe(f"{prefix}ch1")
+    await b.unsubscribe(f"{prefix}ch1")
+    await b.subscribe(f"{prefix}ch1")
+    await a.publish(f"{prefix}ch1", b"again")
     assert (await on_b.next()).data == b"again"
 
 
-async def test_one_publisher_order_is_kept(pair):
+async def test_one_publisher_order_is_kept(pair, prefix):
     a, b, _, on_b = pair
-    await b.subscribe("ch1")
-    await asyncio.gather(*(a.publish("ch1", str(i).encode()) for i in range(300)))
+    await b.subscribe(f"{prefix}ch1")
+    await asyncio.gather(*(a.publish(f"{prefix}ch1", str(i).encode()) for i in range(300)))
     received = [int((await on_b.next()).data) for _ in range(300)]
     assert received == list(range(300))
 
 
-async def test_binary_data_is_preserved(pair):
+async def test_binary_data_is_preserved(pair, prefix):
     a, b, _, on_b = pair
-    await b.subscribe("ch1")
+    await b.subscribe(f"{prefix}ch1")
     data = bytes(range(256)) + "é\n".encode()
-    await a.publish("ch1", data)
+    await a.publish(f"{prefix}ch1", data)
     assert (await on_b.next()).data == data
 
 
-async def test_ping_and_ready(pair):
+async def test_ping_and_ready(pair, prefix):
     a, _, _, _ = pair
     await a.ping()
     assert a.ready
