@@ -15,6 +15,7 @@ from v3_core.manager import ConnectionLimits
 from v3_core.ratelimit import RateLimit
 
 from . import admin_api, http_api, sockets
+from .auth import TokenPolicy
 from .metrics import metrics_registry
 from .settings import Settings
 from .v2_node import V2Control
@@ -87,6 +88,11 @@ def create_app(
             ) as v2_control,
         ):
             app.state.settings = settings
+            app.state.token_policy = (
+                TokenPolicy(settings.auth_secret, settings.auth_audience)
+                if settings.auth_secret
+                else None
+            )
             app.state.manager = manager
             app.state.id_mapper = id_mapper
             app.state.v2 = V2Dialect(id_mapper, allow_broadcast=settings.client_broadcast)

@@ -45,6 +45,10 @@ class Settings(BaseSettings):
     redis_timeout: float = Field(2.0, gt=0)
     probe_interval: float = Field(5.0, gt=0)
 
+    # Handshake tokens (bridge/auth.py): off unless a secret is set.
+    auth_secret: str | None = None
+    auth_audience: str | None = None
+
     id_lookup_url: str | None = None
     id_lookup_timeout: float = Field(2.0, gt=0)
     id_lookup_token: str | None = None

@@ -14,6 +14,7 @@ import contextlib
 import functools
 import logging
 import re
+import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any
@@ -30,6 +31,7 @@ from v3_core import (
 )
 
 from .asgi import ASGIApp, Receive, Scope, Send
+from .auth import authenticate, take_credentials
 from .sender import AsgiSender
 
 log = logging.getLogger("aether.sockets")
@@ -86,10 +88,14 @@ async def handle_socket(
 ) -> None:
     if (await receive())["type"] != "websocket.connect":
         return
+    credentials = take_credentials(scope)  # out of the query string before uvicorn logs it
     if not origin_allowed(scope, state.settings.allowed_origins):
         await send({"type": "websocket.close", "code": CloseCode.POLICY_VIOLATION})  # HTTP 403
         return
     try:
+        expires_at = None
+        if state.token_policy is not None:
+            expires_at = authenticate(state.token_policy, credentials.token, group_id, client_id)
         if kind == "v3/ws":
             options = await v3_options(state, group_id, client_id)
         else:
@@ -103,6 +109,9 @@ async def handle_socket(
     except ConnectionRejected as rejection:
         await reject(send, rejection, accepted=False)
         return
+    if state.token_policy is not None:
+        options["subprotocol"] = credentials.subprotocol
+        options["expires_at"] = expires_at
     await serve_socket(state.manager, receive, send, **options)
 
 
@@ -181,8 +190,13 @@ async def serve_socket(
     client_legacy: str = "",
     greeting: str | None = None,
     track: Callable[[Connection], AbstractContextManager[None]] | None = None,
+    subprotocol: str | None = None,
+    expires_at: float | None = None,
 ) -> None:
-    """Register, accept, send ``greeting`` if any, then loop over frames (inside ``track``)."""
+    """Register, accept, send ``greeting`` if any, then loop over frames (inside ``track``).
+
+    ``expires_at`` (unix seconds): the socket's token expires then, and it is closed with 4501.
+    """
     sender = AsgiSender(receive, send)
     try:
         async with manager.connect(
@@ -193,18 +207,36 @@ async def serve_socket(
             group_legacy=group_legacy,
             client_legacy=client_legacy,
         ) as conn:
-            await send({"type": "websocket.accept"})
+            await send({"type": "websocket.accept", "subprotocol": subprotocol})
             if greeting is not None:
                 # Before the writer starts, so it is the first frame, ahead of queued events.
                 await send({"type": "websocket.send", "text": greeting})
             conn.start_writer()
             with track(conn) if track is not None else contextlib.nullcontext():
                 try:
-                    await _receive_loop(manager, conn, receive)
-                except ConnectionRejected as ended:  # the manager ends it: rate limit (4529)
+                    await _receive_until(expires_at, manager, conn, receive)
+                except ConnectionRejected as ended:  # rate limit (4529), token expiry (4501)
                     await reject(send, ended, accepted=True)
     except ConnectionRejected as rejection:
         await reject(send, rejection, accepted=False)
+
+
+async def _receive_until(
+    expires_at: float | None, manager: ConnectionManager, conn: Connection, receive: Receive
+) -> None:
+    """The receive loop, ended by ConnectionRejected(4501) when the token expires."""
+    if expires_at is None:
+        await _receive_loop(manager, conn, receive)
+        return
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + (expires_at - time.time())
+    try:
+        async with asyncio.timeout_at(deadline) as expiry:
+            await _receive_loop(manager, conn, receive)
+    except TimeoutError:
+        if not expiry.expired():
+            raise
+        raise ConnectionRejected(CloseCode.UNAUTHORIZED, "the token has expired") from None
 
 
 async def _receive_loop(manager: ConnectionManager, conn: Connection, receive: Receive) -> None:

@@ -23,6 +23,7 @@ class CloseCode(IntEnum):
     SERVICE_RESTART = 1012  # node shutting down; reconnect at once (another node will take you)
     TRY_AGAIN_LATER = 1013  # a dependency is down, or the node is full; reconnect with backoff
     SLOW_CONSUMER = 4008  # outgoing queue overflowed; reconnect and refetch state
+    UNAUTHORIZED = 4501  # token missing, invalid or expired (AETHER_AUTH_SECRET); get a new one
     RATE_LIMITED = 4529  # too many messages, or connections of one client; reconnect after a pause
 
 
