@@ -13,7 +13,8 @@ from redis.asyncio.cluster import RedisCluster
 
 from v3_core.backends.redis_url import parse_cluster_url
 
-from ..helpers import assert_silent, connect, eventually, recv_json, recv_msg, send_json, v3
+from ..helpers import connect, eventually, recv_json, send_json, v3
+from .routing import every_target_is_delivered_across
 
 pytestmark = pytest.mark.cluster
 
@@ -35,27 +36,7 @@ def cluster_nodes(start_node, seeds: list[str]):
 
 
 async def test_every_target_is_delivered_across_nodes_on_a_cluster(cluster_nodes):
-    a, b = cluster_nodes
-    alice, bob, carol = (
-        await v3(a.ws, "g1", "alice"),
-        await v3(b.ws, "g1", "bob"),
-        await v3(b.ws, "g2", "carol"),
-    )
-    async with alice, bob, carol:
-        await send_json(alice, {"msg_type": "msg", "target": "group", "msg": "team"})
-        assert (await recv_msg(alice))["msg"] == "team"
-        assert (await recv_msg(bob))["msg"] == "team"
-
-        await send_json(
-            alice, {"msg_type": "msg", "target": "direct", "to_id": "carol", "msg": "dm"}
-        )
-        assert (await recv_msg(carol))["msg"] == "dm"
-
-        await send_json(carol, {"msg_type": "cmd", "target": "broadcast", "cmd": "ALL"})
-        for ws in (alice, bob, carol):
-            assert (await recv_msg(ws))["cmd"] == "ALL"
-        await assert_silent(carol)
-        await assert_silent(alice)
+    await every_target_is_delivered_across(*cluster_nodes)
 
 
 async def test_presence_is_shared_through_the_cluster(cluster_nodes):

@@ -11,7 +11,8 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
-from ..helpers import assert_silent, eventually, recv_json, recv_msg, send_json, v3
+from ..helpers import eventually, recv_json, v3
+from .routing import every_target_is_delivered_across
 
 pytestmark = pytest.mark.cluster
 
@@ -34,32 +35,7 @@ async def redis_client(redis_url):
 
 
 async def test_every_target_is_delivered_across_nodes(redis_node_pair):
-    a, b = redis_node_pair
-    alice, bob, carol = (
-        await v3(a.ws, "g1", "alice"),
-        await v3(b.ws, "g1", "bob"),
-        await v3(b.ws, "g2", "carol"),
-    )
-    async with alice, bob, carol:
-        await send_json(alice, {"msg_type": "msg", "target": "group", "msg": "team"})
-        assert (await recv_msg(alice))["msg"] == "team"
-        assert (await recv_msg(bob))["msg"] == "team"
-
-        await send_json(
-            alice, {"msg_type": "msg", "target": "direct", "to_id": "carol", "msg": "dm"}
-        )
-        assert (await recv_msg(carol))["msg"] == "dm"
-
-        await send_json(carol, {"msg_type": "cmd", "target": "broadcast", "cmd": "ALL"})
-        for ws in (alice, bob, carol):
-            assert (await recv_msg(ws))["cmd"] == "ALL"
-
-        await send_json(bob, {"msg_type": "msg", "target": "echo", "msg": "me"})
-        assert (await recv_msg(bob))["msg"] == "me"
-
-        # The outsider saw only the broadcast; alice saw neither the DM nor bob's echo.
-        await assert_silent(carol)
-        await assert_silent(alice)
+    await every_target_is_delivered_across(*redis_node_pair)
 
 
 async def test_node_subscribes_only_to_channels_of_local_members(nodes, redis_client, prefix):
