@@ -1,11 +1,12 @@
 """The V2 phase-out over HTTP: read and change the V2 mode, and see who still uses V2.
 
-Like the rest of the HTTP API it has no authentication: keep it off the public internet.
+With ``AETHER_API_TOKEN`` set it needs that bearer token, like publishing and presence;
+without it anyone who reaches it can close V2: keep it off the public internet either way.
 """
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -18,11 +19,12 @@ from v3_core import (
     is_vision_id,
 )
 
+from .api_token import require_api_token
 from .v2_node import V2Control
 from .v2_policy import Mode
 from .v2_usage import usage_json
 
-router = APIRouter(prefix="/v2", tags=["V2 phase-out"])
+router = APIRouter(prefix="/v2", tags=["V2 phase-out"], dependencies=[Depends(require_api_token)])
 
 
 class ModeChange(BaseModel):

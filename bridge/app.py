@@ -6,7 +6,8 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 
 from translators import IdStore, V2Dialect, open_id_mapper
 from v3_core import Channels, ConnectionManager, QueueLimits
@@ -15,6 +16,7 @@ from v3_core.manager import ConnectionLimits
 from v3_core.ratelimit import RateLimit
 
 from . import admin_api, http_api, sockets
+from .api_token import ApiUnauthorized
 from .auth import TokenPolicy
 from .metrics import metrics_registry
 from .settings import Settings
@@ -106,9 +108,18 @@ def create_app(
             yield
 
     app = FastAPI(title="Aether WebSocket bridge", version="0.1.0", lifespan=lifespan)
+    app.add_exception_handler(ApiUnauthorized, _unauthorized)
     app.include_router(http_api.router)
     app.include_router(admin_api.router)
     return sockets.SocketRouter(app)
+
+
+async def _unauthorized(request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse(
+        {"detail": str(exc), "code": "unauthorized"},
+        status_code=401,
+        headers={"WWW-Authenticate": "Bearer"},
+    )
 
 
 def _v2_store(settings: Settings) -> V2Store:

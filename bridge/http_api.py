@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from v3_core import BackendUnavailable, ConnectionManager, MessageRejected, MessageV3, is_vision_id
 from v3_core.messages import parse_server_message
 
+from .api_token import require_api_token
 from .metrics import render
 
 router = APIRouter()
@@ -40,7 +41,7 @@ async def metrics(request: Request) -> Response:
     return Response(render(request.app.state.metrics), media_type=CONTENT_TYPE_LATEST)
 
 
-@router.get("/v3/groups/{group_id}/presence")
+@router.get("/v3/groups/{group_id}/presence", dependencies=[Depends(require_api_token)])
 async def presence(group_id: str, request: Request) -> JSONResponse:
     if not is_vision_id(group_id):
         return _problem(400, "invalid-id", f"{group_id[:40]!r} is not a Vision ID")
@@ -54,6 +55,7 @@ async def presence(group_id: str, request: Request) -> JSONResponse:
 @router.post(
     "/v3/messages",
     status_code=202,
+    dependencies=[Depends(require_api_token)],
     openapi_extra={
         "requestBody": {
             "required": True,

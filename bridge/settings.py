@@ -48,6 +48,7 @@ class Settings(BaseSettings):
     # Handshake tokens (bridge/auth.py): off unless a secret is set.
     auth_secret: str | None = None
     auth_audience: str | None = None
+    api_token: str | None = None  # bearer token of the HTTP API (bridge/api_token.py)
 
     id_lookup_url: str | None = None
     id_lookup_timeout: float = Field(2.0, gt=0)
