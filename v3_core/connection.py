@@ -166,10 +166,19 @@ class Connection:
         return self._closing
 
     def start_writer(self) -> None:
-        """Start sending; call once the handshake is complete. What was queued goes first."""
+        """Start sending; call once the handshake is complete. What was queued goes first.
+
+        What arrived during the handshake (presence joins, mostly) goes straight to the socket
+        while it takes it, as fan-out does; a writer task is left only for what it does not.
+        """
         self._open = True
-        if self._queue:
+        queue = self._queue
+        while queue and self.sender.write_now(Outgoing(queue[0])):
+            self._queued_bytes -= len(queue.popleft())
+        if queue:
             self._spawn_writer()
+        else:
+            self._queue = None
 
     def deliver(self, message: Outgoing) -> None:
         """Send ``message`` to this client without awaiting; close a client that cannot keep up."""

@@ -64,6 +64,32 @@ async def test_messages_before_the_handshake_wait_then_go_first():
     await conn.aclose()
 
 
+async def test_what_came_during_the_handshake_is_written_straight_at_start():
+    """Presence joins queued while a socket opens: written at once, no writer task for them."""
+    sender = RecordingSender()
+    conn = connection(sender)
+    for text in ("join bob", "join carol"):
+        conn.enqueue(text)
+    conn.start_writer()
+    assert sender.direct == ["join bob", "join carol"]  # before any task could run
+    assert conn._writer is None
+
+
+async def test_what_the_socket_does_not_take_at_start_is_left_to_the_writer_in_order():
+    sender = RecordingSender()
+    conn = connection(sender)
+    conn.enqueue("first")
+    sender.writable = False
+    conn.start_writer()
+    assert conn._writer is not None
+    sender.writable = True
+    conn.enqueue("second")  # behind the backlog, not straight to the socket
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert sender.received == ["first", "second"]
+    await conn.aclose()
+
+
 async def test_a_keeping_up_client_is_written_straight_without_a_task():
     sender = RecordingSender()
     conn = connection(sender)
