@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 
-from v3_core.backends.redis_url import CLUSTER_SCHEME, SERVER_SCHEMES
+from v3_core.backends.redis_url import REDIS_SCHEMES
 
 from .id_mapping import IdMapper
 from .id_stores import IdStore, MemoryIdStore, RedisIdStore
@@ -44,6 +44,6 @@ async def open_id_mapper(
 def _store_for(redis_url: str | None, *, prefix: str, timeout: float) -> IdStore:
     if redis_url is None:
         return MemoryIdStore()
-    if redis_url.startswith((*SERVER_SCHEMES, CLUSTER_SCHEME)):
+    if redis_url.startswith(REDIS_SCHEMES):
         return RedisIdStore(redis_url, prefix=prefix, timeout=timeout)
     raise ValueError("the ID store supports redis://, rediss://, unix:// and redis+cluster:// URLs")

@@ -9,7 +9,7 @@ from .base import Backends, Broker, BrokerEvent, BrokerMessage, Discontinuity, P
 from .memory import MemoryBroker, MemoryHub, MemoryPresenceStore
 from .redis_broker import RedisBroker
 from .redis_presence import RedisPresenceStore
-from .redis_url import CLUSTER_SCHEME, SERVER_SCHEMES, is_cluster, parse_cluster_url
+from .redis_url import REDIS_SCHEMES, is_cluster
 
 __all__ = [
     "Backends",
@@ -47,9 +47,8 @@ async def open_backends(
         broker = MemoryBroker(hub)
         presence = MemoryPresenceStore(ttl=presence_ttl, hub=hub)
         description = "embedded in-process broker and presence (single process)"
-    elif redis_url.startswith((*SERVER_SCHEMES, CLUSTER_SCHEME)):
-        if is_cluster(redis_url):
-            parse_cluster_url(redis_url)  # a bad URL fails here, before anything connects
+    elif redis_url.startswith(REDIS_SCHEMES):
+        # A malformed cluster URL raises ValueError here, in RedisBroker, before any connect.
         broker = RedisBroker(
             redis_url, node_channel=node_channel, timeout=timeout, probe_interval=probe_interval
         )

@@ -61,7 +61,7 @@ def redis_client(
     commands, and callers use only those (pipelines of scripts excepted: see presence).
     """
     if is_cluster(url):
-        return cast(aioredis.Redis, _cluster_client(url, timeout=timeout, pool_size=pool_size))
+        return cast(aioredis.Redis, _cluster_client(url, timeout=timeout))
     options: dict[str, Any] = {
         "socket_timeout": timeout,
         "socket_connect_timeout": timeout,
@@ -87,7 +87,7 @@ def redis_client(
 CLUSTER_POOL = 256
 
 
-def _cluster_client(url: str, *, timeout: float, pool_size: int | None) -> RedisCluster:
+def _cluster_client(url: str, *, timeout: float) -> RedisCluster:
     """redis-py's cluster client, with its own retries: a failover needs the slot map
     refreshed and the command sent again, which only the cluster client knows how to do."""
     cluster = parse_cluster_url(url)
@@ -97,7 +97,7 @@ def _cluster_client(url: str, *, timeout: float, pool_size: int | None) -> Redis
         password=cluster.password,
         socket_timeout=timeout,
         socket_connect_timeout=timeout,
-        max_connections=max(pool_size or 0, CLUSTER_POOL),
+        max_connections=CLUSTER_POOL,  # above any pool_size asked: it cannot block
         health_check_interval=0,
         maint_notifications_config=MaintNotificationsConfig(enabled=False),
     )

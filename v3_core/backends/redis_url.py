@@ -11,6 +11,7 @@ from urllib.parse import quote, unquote
 
 CLUSTER_SCHEME = "redis+cluster://"
 SERVER_SCHEMES = ("redis://", "rediss://", "unix://")
+REDIS_SCHEMES = (*SERVER_SCHEMES, CLUSTER_SCHEME)  # every URL a Redis backend takes
 
 
 def is_cluster(url: str) -> bool:
