@@ -14,6 +14,7 @@ from v3_core import Channels, ConnectionManager, QueueLimits
 from v3_core.backends import MemoryHub, open_backends
 from v3_core.manager import ConnectionLimits
 from v3_core.ratelimit import RateLimit
+from v3_core.streams import HistoryPolicy
 
 from . import admin_api, http_api, sockets
 from .api_token import ApiUnauthorized
@@ -53,6 +54,7 @@ def create_app(
                 presence_ttl=settings.presence_ttl,
                 timeout=settings.redis_timeout,
                 probe_interval=settings.probe_interval,
+                history=HistoryPolicy(settings.history_size, settings.history_ttl),
                 hub=hub,
             ) as backends,
             ConnectionManager(

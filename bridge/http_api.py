@@ -29,6 +29,8 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz")
 async def readyz(request: Request) -> JSONResponse:
+    if _manager(request).draining:
+        return JSONResponse({"status": "draining"}, status_code=503)
     try:
         await _manager(request).ping()
     except BackendUnavailable as exc:

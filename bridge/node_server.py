@@ -16,6 +16,8 @@ from typing import Any
 import uvicorn
 from uvicorn.config import Config
 
+from .sockets import SocketRouter
+
 TICK = 1.0  # uvicorn refreshes its Date header once a second; nothing else needs the tick
 STARTUP_FAILURE = 3  # uvicorn's exit status when the app fails to start
 
@@ -50,6 +52,21 @@ class NodeServer(uvicorn.Server):
             counter = (counter + 10) % 864_000
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._exit_asked.wait(), TICK)
+        await self._before_shutdown()
+
+    async def _before_shutdown(self) -> None:
+        """Drain and close our sockets while the listener still accepts (readiness probes
+        must see the 503); a second signal (``force_exit``) cuts it short."""
+        app = self.config.app
+        if not isinstance(app, SocketRouter):
+            return
+        task = asyncio.create_task(app.shut_down())
+        while not task.done() and not self.force_exit:
+            await asyncio.wait({task}, timeout=TICK / 10)
+        if not task.done():
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 def run(app: Any, **options: Any) -> None:

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any
+from urllib.parse import parse_qs
 
 from translators import IdMapper
 from v3_core import (
@@ -29,6 +30,7 @@ from v3_core import (
     Dialect,
     is_vision_id,
 )
+from v3_core.streams import Position, StreamName, parse_recover
 
 from .asgi import ASGIApp, Receive, Scope, Send
 from .auth import authenticate, take_credentials
@@ -46,6 +48,22 @@ class SocketRouter:
     def __init__(self, http_app: Any) -> None:
         self.http_app: ASGIApp = http_app
         self.state = http_app.state  # what the lifespan put there: manager, settings, ...
+
+    async def shut_down(self) -> None:
+        """Before the server stops: not ready for ``drain_seconds`` (a load balancer stops
+        sending clients), then every socket closed with 1012, paced over
+        ``close_spread_seconds``. Legacy clients' positions are stored before their close."""
+        manager: ConnectionManager | None = getattr(self.state, "manager", None)
+        if manager is None:  # the lifespan never started
+            return
+        settings = self.state.settings
+        if settings.drain_seconds:
+            manager.draining = True
+            log.info("draining: not ready for %.1fs before closing", settings.drain_seconds)
+            await asyncio.sleep(settings.drain_seconds)
+        await manager.close_all(
+            CloseCode.SERVICE_RESTART, "server restarting", spread=settings.close_spread_seconds
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "websocket":
@@ -98,6 +116,7 @@ async def handle_socket(
             expires_at = authenticate(state.token_policy, credentials.token, group_id, client_id)
         if kind == "v3/ws":
             options = await v3_options(state, group_id, client_id)
+            options["recover"] = recover_positions(scope)
         else:
             options = await legacy_options(state, group_id, client_id)
             # V2 phase-out (bridge/v2_node.py): refuse, or greet with a deprecation notice.
@@ -138,6 +157,20 @@ async def v3_options(state: Any, group_id: str, client_id: str) -> dict[str, Any
         "group_legacy": group_legacy,
         "client_legacy": client_legacy,
     }
+
+
+def recover_positions(scope: Scope) -> dict[StreamName, Position] | None:
+    """``?recover=group:<epoch>:<offset>,...``; malformed: 1008 with the reason."""
+    query = parse_qs(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+    values = query.get("recover")
+    if values is None:
+        return None
+    if len(values) != 1:
+        raise ConnectionRejected(CloseCode.POLICY_VIOLATION, "recover: give it once")
+    try:
+        return parse_recover(values[0])
+    except ValueError as exc:
+        raise ConnectionRejected(CloseCode.POLICY_VIOLATION, str(exc)[:120]) from None
 
 
 async def legacy_options(state: Any, group_id: str, client_id: str) -> dict[str, Any]:
@@ -192,10 +225,13 @@ async def serve_socket(
     track: Callable[[Connection], AbstractContextManager[None]] | None = None,
     subprotocol: str | None = None,
     expires_at: float | None = None,
+    recover: dict[StreamName, Position] | None = None,
 ) -> None:
     """Register, accept, send ``greeting`` if any, then loop over frames (inside ``track``).
 
     ``expires_at`` (unix seconds): the socket's token expires then, and it is closed with 4501.
+    ``recover``: the positions a V3 client last saw; legacy clients resume from positions
+    their last connection left (the manager finds them).
     """
     sender = AsgiSender(receive, send)
     try:
@@ -206,12 +242,17 @@ async def serve_socket(
             dialect=dialect,
             group_legacy=group_legacy,
             client_legacy=client_legacy,
+            recover=recover,
         ) as conn:
             await send({"type": "websocket.accept", "subprotocol": subprotocol})
             if greeting is not None:
                 # Before the writer starts, so it is the first frame, ahead of queued events.
                 await send({"type": "websocket.send", "text": greeting})
             conn.start_writer()
+            try:
+                await manager.recover(conn)  # what it missed, before any live message
+            except OSError:  # the client left during its replay (uvicorn: ClientDisconnected)
+                return
             with track(conn) if track is not None else contextlib.nullcontext():
                 try:
                     await _receive_until(expires_at, manager, conn, receive)

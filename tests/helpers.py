@@ -14,17 +14,27 @@ import websockets
 from websockets.asyncio.client import ClientConnection
 
 from v3_core import Channels, ConnectionManager
-from v3_core.backends import MemoryBroker, MemoryHub, MemoryPresenceStore
+from v3_core.backends import MemoryBroker, MemoryCursorStore, MemoryHub, MemoryPresenceStore
 from v3_core.backends.base import Backends
 
 # One time unit; CI machines can scale every deadline with AETHER_TEST_MS (default 1.0).
 MS = float(os.environ.get("AETHER_TEST_MS", "1.0")) / 1000
 
 
+def memory_backends(hub: MemoryHub, **overrides: Any) -> Backends:
+    """Embedded backends on ``hub`` (history off unless ``broker`` says otherwise)."""
+    parts: dict[str, Any] = {
+        "broker": MemoryBroker(hub),
+        "presence": MemoryPresenceStore(ttl=30, hub=hub),
+        "cursors": MemoryCursorStore(ttl=300, hub=hub),
+        "description": "memory",
+    }
+    return Backends(**{**parts, **overrides})
+
+
 def embedded_manager(**options: Any) -> ConnectionManager:
     """A ConnectionManager on fresh in-memory backends (node "n1", presence TTL 30 s)."""
-    hub = MemoryHub()
-    backends = Backends(MemoryBroker(hub), MemoryPresenceStore(ttl=30, hub=hub), "memory")
+    backends = memory_backends(MemoryHub())
     return ConnectionManager(
         backends, node_id="n1", channels=Channels("t:"), presence_ttl=30, **options
     )

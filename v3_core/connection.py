@@ -21,19 +21,48 @@ from .errors import CloseCode, MessageRejected
 from .ids import ConnId
 from .messages import MessageV3, error_reply, parse_client_message
 from .routing import Envelope
+from .streams import Position
 
 log = logging.getLogger("aether.connection")
 
 
 class Outgoing:
     """One message as a node sends it; the wire form is built by the first sender that needs it
-    and reused for every other recipient."""
+    and reused for every other recipient. ``channel``/``position``: where it stands in its
+    stream, when it has a position (recovery tells replayed messages from live ones by it)."""
 
-    __slots__ = ("frame", "text")
+    __slots__ = ("channel", "frame", "position", "text")
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, channel: str = "", position: Position | None = None) -> None:
         self.text = text
         self.frame: bytes | None = None
+        self.channel = channel
+        self.position = position
+
+
+class RecoveryGate:
+    """Stands in front of a recovering connection: holds its live messages while the replay of
+    what it missed is sent, then lets through only the live ones the replay did not send."""
+
+    __slots__ = ("held", "replayed", "since")
+
+    def __init__(self, since: dict[str, Position]) -> None:
+        self.since = since  # channel -> the position the client last saw
+        self.held: list[Outgoing] | None = []  # None once released
+        self.replayed: dict[str, int] = {}  # channel -> the newest offset the replay sent
+
+    def admit(self, message: Outgoing) -> bool:
+        """False for a message to hold or to drop; True for one to send now."""
+        if self.held is not None:
+            self.held.append(message)
+            return False
+        upto = self.replayed.get(message.channel)
+        if upto is None or message.position is None:
+            return True
+        if message.position.offset > upto:
+            del self.replayed[message.channel]  # live has caught up with the replay
+            return True
+        return False
 
 
 class Sender(Protocol):
@@ -104,6 +133,7 @@ class Connection:
     # Thousands live per node for hours: slots keep each one small.
     __slots__ = (
         "_closing",
+        "_gate",
         "_limits",
         "_on_slow",
         "_open",
@@ -117,6 +147,7 @@ class Connection:
         "dialect",
         "group_id",
         "group_legacy",
+        "left_positions",
         "messages_in",
         "rate_beat_at",
         "rate_full_at",
@@ -136,6 +167,7 @@ class Connection:
         group_legacy: str = "",
         client_legacy: str = "",
         on_slow: Callable[[Connection], None] | None = None,
+        recover: dict[str, Position] | None = None,
     ) -> None:
         self.conn_id = conn_id
         self.group_id = group_id
@@ -150,7 +182,9 @@ class Connection:
         self.rate_beat_at = 0.0
         self.rate_strikes = 0
         self._limits = limits
-        self._queue: deque[str] | None = None  # allocated only while a backlog exists
+        self._gate = RecoveryGate(recover) if recover else None
+        self.left_positions = False  # a legacy connection's positions are stored (once)
+        self._queue: deque[Outgoing] | None = None  # allocated only while a backlog exists
         self._queued_bytes = 0
         self._open = False
         self._writer: asyncio.Task[None] | None = None
@@ -173,8 +207,8 @@ class Connection:
         """
         self._open = True
         queue = self._queue
-        while queue and self.sender.write_now(Outgoing(queue[0])):
-            self._queued_bytes -= len(queue.popleft())
+        while queue and self.sender.write_now(queue[0]):
+            self._queued_bytes -= len(queue.popleft().text)
         if queue:
             self._spawn_writer()
         else:
@@ -184,18 +218,75 @@ class Connection:
         """Send ``message`` to this client without awaiting; close a client that cannot keep up."""
         if self._closing:
             return
+        if self._gate is not None and not self._gate_admits(message):
+            return
         # Straight to the socket unless a backlog is waiting: order is kept.
         if self._writer is None and self._open and self.sender.write_now(message):
             return
         queue = self._queue
         if queue is None:
             queue = self._queue = deque()
-        queue.append(message.text)
+        queue.append(message)
         self._queued_bytes += len(message.text)
         if self._queued_bytes > self._limits.max_bytes or len(queue) > self._limits.max_messages:
             self.close_slow("outgoing queue full")
         elif self._writer is None and self._open:
             self._spawn_writer()
+
+    def _gate_admits(self, message: Outgoing) -> bool:
+        gate = self._gate
+        assert gate is not None
+        admitted = gate.admit(message)
+        if gate.held is None and not gate.replayed:
+            self._gate = None  # caught up: no more checks per message
+        elif gate.held is not None and len(gate.held) > self._limits.max_messages:
+            self.close_slow("too many live messages while recovering")
+        return admitted
+
+    # -- recovery --------------------------------------------------------------------------
+
+    def hold_for_recovery(self, since: dict[str, Position]) -> None:
+        """Hold live messages from now on until ``replay``; call before registering."""
+        self._gate = RecoveryGate(since)
+
+    @property
+    def recovering_since(self) -> dict[str, Position] | None:
+        """channel -> position, while this connection waits for its replay."""
+        gate = self._gate
+        return gate.since if gate is not None and gate.held is not None else None
+
+    async def replay(self, messages: list[Outgoing], replayed: dict[str, int]) -> None:
+        """Send ``messages`` ahead of the live ones held meanwhile, then release those.
+
+        The replay waits for the socket instead of queueing (a thousand messages may not fit
+        the queue's bound); ``replayed`` (channel -> newest offset sent) drops live copies.
+        """
+        gate = self._gate
+        assert gate is not None, "replay() is for a connection that recovers"
+        assert gate.held is not None, "replay() once"
+        loop = asyncio.get_running_loop()
+        for message in messages:
+            if self._closing:
+                return
+            if self._writer is not None:
+                await asyncio.wait({self._writer})
+            if self.sender.write_now(message):
+                continue
+            self._send_started = loop.time()
+            await self.sender.send_text(message.text)
+            self._send_started = None
+        held, gate.held = gate.held, None
+        gate.replayed = replayed
+        for message in held:
+            self.deliver(message)
+        if self._gate is gate and not gate.replayed:
+            self._gate = None
+
+    def undelivered(self) -> list[Outgoing]:
+        """Messages held or queued for this client and not written to its socket."""
+        gate = self._gate
+        held = gate.held if gate is not None and gate.held is not None else []
+        return [*(self._queue or ()), *held]
 
     def enqueue(self, text: str) -> None:
         """Send one message built for this connection alone (replies, errors)."""
@@ -216,7 +307,7 @@ class Connection:
         queue, send = self._queue or deque(), self.sender.send_text
         try:
             while queue and not self._closing:
-                text = queue.popleft()
+                text = queue.popleft().text
                 self._queued_bytes -= len(text)
                 self._send_started = loop.time()
                 await send(text)
@@ -234,7 +325,7 @@ class Connection:
             return
         log.warning("closing slow consumer %r: %s", self, why)
         self._closing = True
-        self._queue = None
+        # The queue is kept, not sent: what it holds was not delivered (legacy positions).
         self._queued_bytes = 0
         if self._on_slow is not None:
             self._on_slow(self)

@@ -15,11 +15,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from types import TracebackType
 
-from .backends.base import Backends, Discontinuity
+from .backends.base import RECONNECTED, Backends, BrokerMessage, Discontinuity
 from .connection import Connection, Dialect, Outgoing, QueueLimits, Sender, V3Dialect
 from .errors import BackendUnavailable, CloseCode, ConnectionRejected, MessageRejected
 from .ids import new_conn_id
 from .messages import MessageV3, encode
+from .node_streams import NodeStreams
 from .presence import (
     heartbeat_reply,
     members_reply,
@@ -30,6 +31,15 @@ from .presence import (
 from .ratelimit import RateLimit, may_be_heartbeat
 from .registry import LocalRegistry
 from .routing import ECHO, Channels, Envelope
+from .streams import (
+    Position,
+    StreamName,
+    covers,
+    earliest,
+    format_positions,
+    parse_stored,
+    with_position,
+)
 
 log = logging.getLogger("aether.manager")
 
@@ -74,6 +84,12 @@ class ManagerStats:
     discontinuities: int = 0
     slow_consumers: int = 0
     presence_expired: int = 0
+    recoveries_asked: int = 0  # streams named by recover= (V3) or stored positions (legacy)
+    recoveries_recovered: int = 0
+    recovery_gaps: int = 0  # streams history could not cover (a resync went out)
+    recovery_unavailable: int = 0  # streams whose history could not be read
+    messages_replayed: int = 0
+    legacy_positions_saved: int = 0
 
 
 class ConnectionManager:
@@ -104,8 +120,12 @@ class ConnectionManager:
         self._conn_limits = connection_limits or ConnectionLimits()
         self._clock = clock  # monotonic seconds, read once per inbound frame
         self._registry: LocalRegistry[Connection] = LocalRegistry()
+        self._cursors = backends.cursors
+        self.history = backends.broker.history
+        self.streams = NodeStreams(self._broker, self._deliver_message, self._announce_gap)
         self._subscribing: dict[str, asyncio.Future[None]] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self.draining = False  # shutting down: /readyz says 503 so no new clients come
         self._presence_due = asyncio.Event()  # set: refresh presence now, not at the next tick
         self._refreshed_at = 0.0  # loop time of the last presence refresh that succeeded
 
@@ -130,6 +150,7 @@ class ConnectionManager:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await self.streams.aclose()
         # Connections still open at shutdown leave presence now, not after the TTL; all at
         # once and bounded, so an unreachable Redis cannot hold the exit (entries expire).
         conns = self._registry.connections
@@ -142,11 +163,36 @@ class ConnectionManager:
 
     async def _close_and_leave(self, conn: Connection) -> None:
         await conn.aclose()
+        await self.leave_positions(conn)
         await self._leave(conn)
 
     @property
     def ready(self) -> bool:
-        return self._broker.ready
+        return self._broker.ready and not self.draining
+
+    async def close_all(self, code: int, reason: str, *, spread: float = 0.0) -> None:
+        """Close every socket of a node that shuts down, legacy positions stored first.
+
+        ``spread``: the closes are paced evenly over that many seconds, so the clients do not
+        all reconnect elsewhere in the same instant.
+        """
+        conns = [c for c in self._registry.connections if not c.closing]
+        loop = asyncio.get_running_loop()
+        start, closing = loop.time(), []
+        for n, conn in enumerate(conns):
+            due = start + spread * n / len(conns)
+            if due > loop.time():
+                await asyncio.sleep(due - loop.time())
+            closing.append(asyncio.create_task(self._close_for_shutdown(conn, code, reason)))
+        await asyncio.gather(*closing)
+
+    async def _close_for_shutdown(self, conn: Connection, code: int, reason: str) -> None:
+        await conn.aclose()  # nothing more is sent: the stored positions stay true
+        await self.leave_positions(conn)
+        try:
+            await asyncio.wait_for(conn.sender.close(code, reason), SHUTDOWN_LEAVE_TIMEOUT)
+        except Exception as exc:  # gone already, or not reading: uvicorn will cut it
+            log.debug("closing %r at shutdown: %r", conn, exc)
 
     async def ping(self) -> None:
         await self._broker.ping()
@@ -165,11 +211,14 @@ class ConnectionManager:
         dialect: Dialect | None = None,
         group_legacy: str = "",
         client_legacy: str = "",
+        recover: dict[StreamName, Position] | None = None,
     ) -> Session:
         """``async with manager.connect(...) as conn``: a registered connection.
 
         Its subscriptions are live when the block starts. The caller completes the WebSocket
-        handshake inside the block, then calls ``conn.start_writer()``. Entering raises
+        handshake inside the block, then calls ``conn.start_writer()`` and, for a connection
+        that recovers (``recover``, or a legacy one with stored positions), ``recover()``
+        before reading frames: live messages wait behind the replay. Entering raises
         ConnectionRejected: 1013 when the broker is down or the node is at its connection
         limit, 4529 when the client is at its own.
         """
@@ -183,12 +232,28 @@ class ConnectionManager:
             group_legacy=group_legacy,
             client_legacy=client_legacy,
             on_slow=self._count_slow,
+            recover=self._channels_of(group_id, client_id, recover) if recover else None,
         )
         return Session(self, conn)
+
+    def _stream_channels(self, group_id: str, client_id: str) -> dict[StreamName, str]:
+        return {
+            "group": self.channels.group(group_id),
+            "client": self.channels.client(client_id),
+            "broadcast": self.channels.broadcast,
+        }
+
+    def _channels_of(
+        self, group_id: str, client_id: str, positions: dict[StreamName, Position]
+    ) -> dict[str, Position]:
+        channels = self._stream_channels(group_id, client_id)
+        return {channels[name]: position for name, position in positions.items()}
 
     async def open(self, conn: Connection) -> None:
         """Register, subscribe and announce ``conn``; Session calls this on entry."""
         group_id, client_id = conn.group_id, conn.client_id
+        if conn.dialect is not self.v3 and self.history.enabled:
+            await self._take_positions(conn)
         # Checked and registered with no await between, so concurrent connects count each other.
         self._check_limits(client_id)
         channels = self._registry_channels(conn)
@@ -234,6 +299,7 @@ class ConnectionManager:
     async def close(self, conn: Connection) -> None:
         """Stop ``conn``'s writer, drop its subscriptions and presence; Session calls this."""
         await conn.aclose()
+        await self.leave_positions(conn)
         await self._leave(conn)
 
     def _registry_channels(self, conn: Connection) -> tuple[str, ...]:
@@ -245,6 +311,18 @@ class ConnectionManager:
 
     async def _subscribe(self, first: list[str], channels: Iterable[str]) -> None:
         # A channel another connection is still subscribing to is not live yet: wait for it.
+        await self._subscribe_each(first, channels)
+        if first and self.history.enabled:
+            # Where each new stream stood, so a gap in it can be measured and filled.
+            await asyncio.gather(*(self._learn_position(channel) for channel in first))
+
+    async def _learn_position(self, channel: str) -> None:
+        try:
+            self.streams.learn(channel, await self._broker.position(channel))
+        except BackendUnavailable as exc:
+            log.warning("no position for %s: a gap in it will resync: %s", channel, exc)
+
+    async def _subscribe_each(self, first: list[str], channels: Iterable[str]) -> None:
         loop = asyncio.get_running_loop()
         for channel in channels:
             if channel in first:
@@ -264,7 +342,9 @@ class ConnectionManager:
                 await asyncio.shield(pending)
 
     async def _unregister(self, conn: Connection) -> None:
-        for channel in self._registry.remove(conn):
+        dropped = self._registry.remove(conn)
+        self.streams.forget(dropped)
+        for channel in dropped:
             await self._broker.unsubscribe(channel)
 
     async def _leave(self, conn: Connection) -> None:
@@ -408,27 +488,52 @@ class ConnectionManager:
     # -- background ----------------------------------------------------------------------
 
     async def _fan_out(self) -> None:
+        streams, registry = self.streams, self._registry
         async for event in self._broker.events():
             if isinstance(event, Discontinuity):
-                self._announce_resync(event.reason)
-                # Redis may have restarted empty: register this node's members again at once.
-                self._presence_due.set()
+                self._discontinuity(event.reason)
                 continue
             self.stats.broker_messages += 1
-            members = self._registry.members(event.channel)
-            if not members:
-                continue
-            try:
-                envelope = Envelope.unpack(event.data)
-            except (ValueError, UnicodeDecodeError):
-                log.warning("dropping a malformed envelope on %s", event.channel)
-                continue
-            self._deliver(envelope, members)
+            if registry.has_channel(event.channel):
+                streams.receive(event)  # in stream order: calls _deliver_message
 
-    def _deliver(self, envelope: Envelope, members: Iterable[Connection]) -> None:
+    def _discontinuity(self, reason: str) -> None:
+        """The broker lost its connection. With history kept (it reconnected to the same
+        Redis), each stream is filled from history; else every client must resync."""
+        # Redis may have restarted empty: register this node's members again at once.
+        self._presence_due.set()
+        if self.history.enabled and reason == RECONNECTED:
+            self.streams.fill_all(self._registry.channels, reason)
+            return
+        self.streams.reset()
+        self._announce_resync(reason)
+
+    def _deliver_message(self, message: BrokerMessage) -> None:
+        members = self._registry.members(message.channel)
+        if not members:
+            return
+        try:
+            envelope = Envelope.unpack(message.data)
+        except (ValueError, UnicodeDecodeError):
+            log.warning("dropping a malformed envelope on %s", message.channel)
+            return
+        self._deliver(envelope, members, message)
+
+    def _deliver(
+        self,
+        envelope: Envelope,
+        members: Iterable[Connection],
+        message: BrokerMessage | None = None,
+    ) -> None:
         # Encoded once per node and dialect: every recipient gets the same object.
         v3, skip = self.v3, envelope.skip_conn
-        native = Outgoing(envelope.text)
+        position = message.position if message is not None else None
+        if position is None:
+            channel = ""
+            native = Outgoing(envelope.text)
+        else:
+            channel = message.channel  # type: ignore[union-attr]  # a position comes with one
+            native = Outgoing(with_position(envelope.text, position), channel, position)
         rendered: dict[str, Outgoing] = {}
         count = 0
         for conn in members:
@@ -440,7 +545,8 @@ class ConnectionManager:
             else:
                 out = rendered.get(dialect.name)
                 if out is None:
-                    out = rendered[dialect.name] = Outgoing(dialect.render(envelope))
+                    text = dialect.render(envelope)
+                    out = rendered[dialect.name] = Outgoing(text, channel, position)
                 conn.deliver(out)
             count += 1
         self.stats.deliveries += count
@@ -449,6 +555,112 @@ class ConnectionManager:
         self.stats.discontinuities += 1
         envelope = Envelope(origin=self.node_id, text=resync_notice(reason))
         self._deliver(envelope, self._registry.connections)
+
+    def _announce_gap(self, channel: str, reason: str) -> None:
+        """A stream's gap that history cannot fill: its local members must resync it."""
+        stream = self.channels.stream_name(channel)
+        envelope = Envelope(origin=self.node_id, text=resync_notice(reason, stream))
+        self._deliver(envelope, self._registry.members(channel))
+
+    # -- recovery ------------------------------------------------------------------------
+
+    async def recover(self, conn: Connection) -> None:
+        """Send ``conn`` what it missed of the streams it named, then its held live messages.
+
+        A stream history cannot cover gets a ``resync`` (``history-gap``) in its place.
+        """
+        since = conn.recovering_since
+        if since is None:
+            return
+        channels = list(since)
+        self.stats.recoveries_asked += len(channels)
+        reads = await asyncio.gather(
+            *(self._broker.history_after(channel, since[channel]) for channel in channels),
+            return_exceptions=True,
+        )
+        replay: list[Outgoing] = []
+        replayed: dict[str, int] = {}
+        for channel, read in zip(channels, reads, strict=True):
+            position = since[channel]
+            if isinstance(read, BaseException):
+                if not isinstance(read, BackendUnavailable):
+                    log.error("history read for %r failed", conn, exc_info=read)
+                self.stats.recovery_unavailable += 1
+            elif covers(read[0], position, self.history.size):
+                self.stats.recoveries_recovered += 1
+                found = [m for m in read[1] if m.position and m.position.offset > position.offset]
+                replay.extend(self._replayed(conn, m) for m in found)
+                last = found[-1].position if found else position
+                replayed[channel] = last.offset if last else position.offset
+                continue
+            else:
+                self.stats.recovery_gaps += 1
+            stream = self.channels.stream_name(channel)
+            notice = resync_notice("history-gap", stream)
+            replay.append(Outgoing(conn.dialect.render(Envelope(self.node_id, notice))))
+        self.stats.messages_replayed += len(replay)
+        await conn.replay(replay, replayed)
+
+    def _replayed(self, conn: Connection, message: BrokerMessage) -> Outgoing:
+        """One history message as ``conn``'s dialect shows it: rendered for this connection."""
+        envelope = Envelope.unpack(message.data)
+        position = message.position
+        assert position is not None, "history messages have positions"
+        if conn.dialect is self.v3:
+            text = with_position(envelope.text, position)
+        else:
+            text = conn.dialect.render(envelope)
+        return Outgoing(text, message.channel, position)
+
+    async def _take_positions(self, conn: Connection) -> None:
+        """A legacy connection resumes where its client's last connection stopped, if one
+        left its positions: replay from the earliest, and use up the newest entry."""
+        try:
+            entries = await self._cursors.entries(conn.group_id, conn.client_id)
+            if not entries:
+                return
+            parsed = {key: parse_stored(text) for key, text in entries.items()}
+            newest = max(parsed, key=lambda key: sum(p.offset for p in parsed[key].values()))
+            await self._cursors.discard(conn.group_id, conn.client_id, newest)
+        except BackendUnavailable as exc:
+            log.warning("no stored positions for %r (%s): it starts live", conn, exc)
+            return
+        positions = earliest(list(parsed.values()))
+        if positions:
+            conn.hold_for_recovery(self._channels_of(conn.group_id, conn.client_id, positions))
+
+    async def leave_positions(self, conn: Connection) -> None:
+        """Store where a legacy connection stopped, for its client's next connect.
+
+        What it was sent is what this node delivered of each stream, less what still waited
+        in its queue (or behind its recovery). V3 clients keep their own positions.
+        """
+        if conn.dialect is self.v3 or not self.history.enabled or conn.left_positions:
+            return
+        conn.left_positions = True
+        recovering = conn.recovering_since or {}
+        waiting: dict[str, Position] = {}  # channel -> oldest position not sent
+        for message in conn.undelivered():
+            if message.position is not None:
+                waiting.setdefault(message.channel, message.position)
+        positions: dict[StreamName, Position] = {}
+        for name, channel in self._stream_channels(conn.group_id, conn.client_id).items():
+            if channel in recovering:  # its replay was never sent
+                positions[name] = recovering[channel]
+            elif (first := waiting.get(channel)) is not None:
+                positions[name] = Position(first.epoch, first.offset - 1)
+            elif (cursor := self.streams.cursors.get(channel)) is not None:
+                positions[name] = cursor
+        if not positions:
+            return
+        try:
+            await self._cursors.save(
+                conn.group_id, conn.client_id, conn.conn_id, format_positions(positions)
+            )
+        except BackendUnavailable as exc:
+            log.warning("could not store the positions of %r: %s", conn, exc)
+        else:
+            self.stats.legacy_positions_saved += 1
 
     async def _keep_presence(self) -> None:
         loop = asyncio.get_running_loop()

@@ -66,6 +66,9 @@ class MessageV3(BaseModel):
     msg: str | None = None
     payload: dict[str, Any] | None = None
     sent_at: AwareDatetime | None = None
+    # Server-filled on messages of a stream (contract section 8); a client never sends them.
+    offset: int | None = Field(None, ge=1, description="position in its stream (server-filled)")
+    epoch: str | None = Field(None, description="the stream's history generation (server-filled)")
 
     @model_validator(mode="after")
     def _direct_needs_to_id(self) -> MessageV3:
@@ -114,8 +117,15 @@ def parse_server_message(text: str | bytes) -> MessageV3:
         raise MessageRejected("invalid-target", "target 'echo' needs a connection")
     if message.target == "group" and message.group_id is None:
         raise MessageRejected("missing-field", "group_id: required for target 'group'")
+    _refuse_position(message)
     message.sent_at = utc_now()
     return message
+
+
+def _refuse_position(message: MessageV3) -> None:
+    if message.offset is not None or message.epoch is not None:
+        field = "offset" if message.offset is not None else "epoch"
+        raise MessageRejected("invalid-field", f"{field}: set by the server, never by a client")
 
 
 def validate(text: str | bytes) -> MessageV3:
@@ -164,6 +174,7 @@ def stamp(
         raise MessageRejected(
             "broadcast-forbidden", "clients may not broadcast here; use POST /v3/messages"
         )
+    _refuse_position(message)
     message.from_id = client_id
     message.group_id = group_id
     message.sent_at = utc_now()

@@ -57,14 +57,12 @@ def heartbeat_reply(group_id: str, client_id: str) -> str:
     )
 
 
-def resync_notice(reason: str) -> str:
-    """Told to every local client when messages may have been lost: refetch your state."""
+def resync_notice(reason: str, stream: str | None = None) -> str:
+    """Told to clients that may have lost messages: refetch your state (of ``stream`` only,
+    when it names the one stream that could not be recovered)."""
+    payload = {"reason": reason} if stream is None else {"reason": reason, "stream": stream}
     return encode(
         MessageV3.model_construct(
-            msg_type="cmd",
-            target="echo",
-            cmd="resync",
-            payload={"reason": reason},
-            sent_at=utc_now(),
+            msg_type="cmd", target="echo", cmd="resync", payload=payload, sent_at=utc_now()
         )
     )

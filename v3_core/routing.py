@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .messages import MessageV3
+from .streams import StreamName
 
 ECHO = None  # route() result for a message that never leaves its connection
 
@@ -31,6 +32,11 @@ class Channels:
 
     def node(self, node_id: str) -> str:
         return f"{self.prefix}n:{node_id}"
+
+    def stream_name(self, channel: str) -> StreamName:
+        """Which of a client's streams ``channel`` carries, as ``recover=`` names it."""
+        kind = channel[len(self.prefix) : len(self.prefix) + 2]
+        return "group" if kind == "g:" else "client" if kind == "c:" else "broadcast"
 
     def route(self, message: MessageV3) -> str | None:
         """The one channel a message is published on, or None (ECHO) for echo."""

@@ -6,11 +6,11 @@ import asyncio
 import contextlib
 
 from v3_core import Channels, ConnectionManager
-from v3_core.backends import MemoryBroker, MemoryHub, MemoryPresenceStore
-from v3_core.backends.base import Backends
+from v3_core.backends import MemoryHub, MemoryPresenceStore
 from v3_core.manager import REFRESH_SLICE
 from v3_core.presence import refresh_interval
 
+from ..helpers import memory_backends
 from .test_connection import RecordingSender
 
 TTL = 1.5  # refresh every 0.5 s, paced over a third of that
@@ -31,7 +31,7 @@ class RecordingPresence(MemoryPresenceStore):
 async def test_a_big_refresh_is_paced_in_slices_and_comes_once_per_interval():
     hub = MemoryHub()
     presence = RecordingPresence(hub)
-    backends = Backends(MemoryBroker(hub), presence, "recording")
+    backends = memory_backends(hub, presence=presence)
     conns = 2 * REFRESH_SLICE + 50
     async with (
         ConnectionManager(

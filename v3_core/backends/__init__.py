@@ -5,9 +5,20 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 
-from .base import Backends, Broker, BrokerEvent, BrokerMessage, Discontinuity, PresenceStore
-from .memory import MemoryBroker, MemoryHub, MemoryPresenceStore
+from v3_core.streams import HistoryPolicy
+
+from .base import (
+    Backends,
+    Broker,
+    BrokerEvent,
+    BrokerMessage,
+    CursorStore,
+    Discontinuity,
+    PresenceStore,
+)
+from .memory import MemoryBroker, MemoryCursorStore, MemoryHub, MemoryPresenceStore
 from .redis_broker import RedisBroker
+from .redis_cursors import RedisCursorStore
 from .redis_presence import RedisPresenceStore
 from .redis_url import REDIS_SCHEMES, is_cluster
 
@@ -16,12 +27,15 @@ __all__ = [
     "Broker",
     "BrokerEvent",
     "BrokerMessage",
+    "CursorStore",
     "Discontinuity",
     "MemoryBroker",
+    "MemoryCursorStore",
     "MemoryHub",
     "MemoryPresenceStore",
     "PresenceStore",
     "RedisBroker",
+    "RedisCursorStore",
     "RedisPresenceStore",
     "open_backends",
 ]
@@ -36,32 +50,42 @@ async def open_backends(
     presence_ttl: float,
     timeout: float = 2.0,
     probe_interval: float = 5.0,
+    history: HistoryPolicy | None = None,
     hub: MemoryHub | None = None,
 ) -> AsyncIterator[Backends]:
     """Redis backends for a ``redis://``/``rediss://``/``unix://`` URL or a Redis Cluster's
     ``redis+cluster://host:port,...``; in-process ones for None."""
     broker: Broker
     presence: PresenceStore
+    cursors: CursorStore
+    history = history or HistoryPolicy()
     if redis_url is None:
         hub = hub or MemoryHub()
-        broker = MemoryBroker(hub)
+        broker = MemoryBroker(hub, history)
         presence = MemoryPresenceStore(ttl=presence_ttl, hub=hub)
+        cursors = MemoryCursorStore(ttl=history.ttl, hub=hub)
         description = "embedded in-process broker and presence (single process)"
     elif redis_url.startswith(REDIS_SCHEMES):
         # A malformed cluster URL raises ValueError here, in RedisBroker, before any connect.
         broker = RedisBroker(
-            redis_url, node_channel=node_channel, timeout=timeout, probe_interval=probe_interval
+            redis_url,
+            node_channel=node_channel,
+            timeout=timeout,
+            probe_interval=probe_interval,
+            history=history,
         )
         presence = RedisPresenceStore(redis_url, ttl=presence_ttl, prefix=prefix, timeout=timeout)
+        cursors = RedisCursorStore(redis_url, ttl=history.ttl, prefix=prefix, timeout=timeout)
         kind = "Redis Cluster with seeds" if is_cluster(redis_url) else "Redis at"
         description = f"{kind} {_redact(redis_url)}"
     else:
         raise ValueError(f"unsupported Redis URL scheme in {_redact(redis_url)!r}")
     try:
-        yield Backends(broker=broker, presence=presence, description=description)
+        yield Backends(broker=broker, presence=presence, cursors=cursors, description=description)
     finally:
         await broker.aclose()
         await presence.aclose()
+        await cursors.aclose()
 
 
 def _redact(url: str) -> str:

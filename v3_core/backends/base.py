@@ -10,13 +10,17 @@ from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
+from v3_core.streams import HistoryPolicy, Position, StreamState
+
 
 @dataclass(frozen=True, slots=True)
 class BrokerMessage:
-    """Bytes published on a channel this node subscribes to."""
+    """Bytes published on a channel this node subscribes to, at their stream position
+    (None when history is off)."""
 
     channel: str
     data: bytes
+    position: Position | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +31,10 @@ class Discontinuity:
 
 
 BrokerEvent = BrokerMessage | Discontinuity
+
+# Discontinuity reasons (clients see them as the resync notice's payload.reason).
+RECONNECTED = "broker-reconnected"  # the connection was lost; Redis kept its state
+RESTARTED = "broker-restarted"  # Redis restarted: messages and every key (presence) are gone
 
 
 class Broker(Protocol):
@@ -39,9 +47,27 @@ class Broker(Protocol):
     - ``events()`` has one consumer (the manager). Messages of one publisher arrive in order.
       When the broker loses its connection it re-subscribes every channel it holds on its
       own and yields a Discontinuity, because messages published meanwhile are gone.
+    - With history on (``history.size`` > 0) every channel published to is a stream:
+      ``publish`` numbers the message and appends it to the channel's history in the same
+      atomic step as the publish, so no node sees a live message history lacks; messages of
+      a channel reach every subscriber in offset order. Off, positions are None.
     """
 
+    history: HistoryPolicy
+
     async def publish(self, channel: str, data: bytes) -> None: ...
+    async def history_after(
+        self, channel: str, since: Position
+    ) -> tuple[StreamState, list[BrokerMessage]]:
+        """The stream's state and its messages after ``since.offset`` (at most
+        ``history.size``, oldest first; all of them when ``since.epoch`` is ""). Whether they
+        cover the gap is ``streams.covers``' call. Raises BackendUnavailable."""
+        ...
+
+    async def position(self, channel: str) -> Position:
+        """The stream's newest position; ``streams.EMPTY`` when it has no history."""
+        ...
+
     async def subscribe(self, channel: str) -> None: ...
     async def unsubscribe(self, channel: str) -> None: ...
     def events(self) -> AsyncIterator[BrokerEvent]: ...
@@ -78,10 +104,25 @@ class PresenceStore(Protocol):
     async def aclose(self) -> None: ...
 
 
+class CursorStore(Protocol):
+    """Where a legacy connection leaves the positions it delivered when it ends, so the next
+    connect of the same group and client, on any node, replays what it missed.
+
+    Entries are keyed by connection and expire ``ttl`` seconds after they were saved; a
+    client with several connections leaves several.
+    """
+
+    async def save(self, group_id: str, client_id: str, conn_id: str, positions: str) -> None: ...
+    async def entries(self, group_id: str, client_id: str) -> dict[str, str]: ...
+    async def discard(self, group_id: str, client_id: str, conn_id: str) -> None: ...
+    async def aclose(self) -> None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Backends:
     """What `open_backends` gives the manager; typing it checks both implementations."""
 
     broker: Broker
     presence: PresenceStore
+    cursors: CursorStore
     description: str

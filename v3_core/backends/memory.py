@@ -6,27 +6,55 @@ Several MemoryBroker instances sharing one MemoryHub behave like nodes sharing o
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import AsyncIterator, Callable, Iterable
+
+from v3_core.streams import EMPTY, HistoryPolicy, Position, StreamState
 
 from .base import BrokerEvent, BrokerMessage
 
 
-class MemoryHub:
-    """What in-process nodes share: channel -> subscribed brokers, and the presence table."""
+class _Stream:
+    """One channel's history: its epoch, last offset and newest messages."""
 
-    def __init__(self) -> None:
+    __slots__ = ("entries", "epoch", "expires_at", "last")
+
+    def __init__(self, size: int) -> None:
+        self.epoch = secrets.token_hex(6)  # a new hub (a restarted node) starts new epochs
+        self.last = 0
+        self.entries: deque[tuple[int, bytes]] = deque(maxlen=size)
+        self.expires_at = 0.0
+
+
+class MemoryHub:
+    """What in-process nodes share: subscriptions, stream histories and the presence table."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
         self.subscribers: defaultdict[str, set[MemoryBroker]] = defaultdict(set)
+        self.streams: dict[str, _Stream] = {}
         # group -> client -> conn -> expires at
         self.presence: defaultdict[str, dict[str, dict[str, float]]] = defaultdict(dict)
+        # (group, client) -> conn -> (expires at, positions)
+        self.cursors: defaultdict[tuple[str, str], dict[str, tuple[float, str]]] = defaultdict(dict)
+
+    def stream(self, channel: str) -> _Stream | None:
+        """The channel's history, or None once it expired (its epoch is gone with it)."""
+        stream = self.streams.get(channel)
+        if stream is not None and stream.expires_at <= self.clock():
+            del self.streams[channel]
+            return None
+        return stream
 
 
 class MemoryBroker:
     """A Broker whose nodes live in one process."""
 
-    def __init__(self, hub: MemoryHub | None = None) -> None:
+    def __init__(self, hub: MemoryHub | None = None, history: HistoryPolicy | None = None) -> None:
         self._hub = hub or MemoryHub()
+        self.history = history or HistoryPolicy(size=0)
         self._queue: asyncio.Queue[BrokerEvent | None] = asyncio.Queue()
         self._channels: set[str] = set()
         self._closed = False
@@ -36,9 +64,39 @@ class MemoryBroker:
         return not self._closed
 
     async def publish(self, channel: str, data: bytes) -> None:
-        message = BrokerMessage(channel, data)
+        position = self._append(channel, data) if self.history.enabled else None
+        message = BrokerMessage(channel, data, position)
         for broker in self._hub.subscribers.get(channel, ()):
             broker._queue.put_nowait(message)
+
+    def _append(self, channel: str, data: bytes) -> Position:
+        hub, policy = self._hub, self.history
+        stream = hub.stream(channel)
+        if stream is None:
+            stream = hub.streams[channel] = _Stream(policy.size)
+        stream.last += 1
+        stream.entries.append((stream.last, data))
+        stream.expires_at = hub.clock() + policy.ttl
+        return Position(stream.epoch, stream.last)
+
+    async def history_after(
+        self, channel: str, since: Position
+    ) -> tuple[StreamState, list[BrokerMessage]]:
+        stream = self._hub.stream(channel)
+        if stream is None:
+            return StreamState("", 0), []
+        after = since.offset if since.epoch == stream.epoch else 0
+        found = [
+            BrokerMessage(channel, data, Position(stream.epoch, offset))
+            for offset, data in stream.entries
+            if offset > after
+        ]
+        first = found[0].position.offset if found and found[0].position else 0
+        return StreamState(stream.epoch, stream.last, first), found
+
+    async def position(self, channel: str) -> Position:
+        stream = self._hub.stream(channel)
+        return EMPTY if stream is None else Position(stream.epoch, stream.last)
 
     async def subscribe(self, channel: str) -> None:
         self._channels.add(channel)
@@ -132,6 +190,33 @@ class MemoryPresenceStore:
         clients.pop(client_id, None)
         if not clients:
             del self._groups[group_id]
+
+    async def aclose(self) -> None:
+        return None
+
+
+class MemoryCursorStore:
+    """A CursorStore in the hub, so in-process nodes share it as nodes share one Redis."""
+
+    def __init__(self, ttl: float, hub: MemoryHub | None = None) -> None:
+        self.ttl = ttl
+        self._hub = hub or MemoryHub()
+
+    async def save(self, group_id: str, client_id: str, conn_id: str, positions: str) -> None:
+        self._hub.cursors[group_id, client_id][conn_id] = (self._hub.clock() + self.ttl, positions)
+
+    async def entries(self, group_id: str, client_id: str) -> dict[str, str]:
+        now = self._hub.clock()
+        held = self._hub.cursors.get((group_id, client_id), {})
+        return {conn: positions for conn, (until, positions) in held.items() if until > now}
+
+    async def discard(self, group_id: str, client_id: str, conn_id: str) -> None:
+        key = (group_id, client_id)
+        held = self._hub.cursors.get(key)
+        if held is not None:
+            held.pop(conn_id, None)
+            if not held:
+                del self._hub.cursors[key]
 
     async def aclose(self) -> None:
         return None

@@ -12,8 +12,10 @@ import asyncio
 import contextlib
 import logging
 import random
+import secrets
 from collections import defaultdict, deque
 from collections.abc import AsyncIterator
+from importlib import resources
 from typing import Any, cast
 
 import redis.asyncio as aioredis
@@ -24,8 +26,9 @@ from redis.backoff import NoBackoff
 from redis.maint_notifications import MaintNotificationsConfig
 
 from v3_core.errors import BackendUnavailable
+from v3_core.streams import EMPTY, HistoryPolicy, Position, StreamState
 
-from .base import BrokerEvent, BrokerMessage, Discontinuity
+from .base import RECONNECTED, RESTARTED, BrokerEvent, BrokerMessage, Discontinuity
 from .redis_url import is_cluster, parse_cluster_url
 from .redis_wire import RedisWire
 
@@ -36,10 +39,6 @@ _PROBE = b"probe "
 _MIN_BACKOFF, _MAX_BACKOFF = 0.05, 0.5  # reconnect delay, doubled per failure, plus jitter
 _WAKE = b"wake"  # on the node's own channel: makes the reader look at _recycle_reason now
 _SLACK = 0.001  # past a probe deadline when the reader wakes for it, never just before
-
-# Discontinuity reasons (clients see them as the resync notice's payload.reason).
-RECONNECTED = "broker-reconnected"  # the connection was lost; Redis kept its state
-RESTARTED = "broker-restarted"  # Redis restarted: messages and every key (presence) are gone
 
 
 class _Recycle(Exception):
@@ -147,11 +146,32 @@ class _Probes:
         return min(self.next_at, self.waiting_since + self.timeout)
 
 
+def _script(name: str) -> str:
+    return resources.files(__package__).joinpath("lua", f"history_{name}.lua").read_text()
+
+
+def history_keys(channel: str) -> tuple[str, str]:
+    """A stream's meta hash and entries, in the channel's own hash slot: a key's hash tag is
+    the channel name, which a channel without braces hashes by whole (SPUBLISH included)."""
+    return f"{{{channel}}}:h", f"{{{channel}}}:s"
+
+
+def _framed(channel: bytes, data: bytes) -> BrokerMessage:
+    """A message as the history script publishes it (``@<offset> <epoch>`` on a first line),
+    or as plain PUBLISH does (history off)."""
+    if not data.startswith(b"@"):
+        return BrokerMessage(channel.decode(), data)
+    head, _, body = data.partition(b"\n")
+    offset, _, epoch = head[1:].partition(b" ")
+    return BrokerMessage(channel.decode(), body, Position(epoch.decode(), int(offset)))
+
+
 class RedisBroker:
     """A Broker over Redis plain channels (never patterns: they cost every publish).
 
     Publishing and subscribing each hold one RedisWire (hiredis, no redis-py per message);
-    a redis-py client serves the rare commands (INFO, PING).
+    a redis-py client serves the rare commands (INFO, PING, history reads). With history on,
+    every publish is one EVALSHA of lua/history_publish.lua.
     """
 
     def __init__(
@@ -161,11 +181,23 @@ class RedisBroker:
         node_channel: str,
         timeout: float = 2.0,
         probe_interval: float = 5.0,
+        history: HistoryPolicy | None = None,
     ) -> None:
         self._timeout = timeout
         self._probe_interval = probe_interval
         self._node_channel = node_channel
+        self.history = history or HistoryPolicy(size=0)
+        self._history_args = (
+            str(self.history.size),
+            str(max(1, round(self.history.ttl * 1000))),
+            secrets.token_hex(3),  # this node's part of the epochs it starts
+        )
         self._control = redis_client(url, timeout=timeout)
+        self._append = self._control.register_script(_script("publish"))
+        self._read_history = self._control.register_script(_script("read"))
+        # A cluster routes each script call to its channel's shard; one server takes the
+        # whole batch on the publisher's wire.
+        self._cluster = is_cluster(url)
         # Where the two wires connect: the server, or a cluster's seeds in an order of this
         # node's own (classic pub/sub reaches every node of a cluster, so any one will do, and
         # nodes spread over the seeds instead of all reading from the first).
@@ -223,15 +255,22 @@ class RedisBroker:
                 _settle(batch, None)
 
     async def _publish_batch(self, batch: list[tuple[str, bytes, asyncio.Future[None]]]) -> None:
+        if self._cluster and self.history.enabled:
+            await self._append_on_cluster(batch)
+            return
         wire = self._publisher
         if wire is None or wire.closed:
             # Closed by the server (a Redis restart, CLIENT KILL): reconnect before writing,
             # as redis-py's pool does, rather than fail the first batch after it.
             await self._drop_publisher()
-            wire = self._publisher = await RedisWire.open_first(
+            wire = await RedisWire.open_first(
                 self._wire_urls, timeout=self._timeout, name=f"{self._node_channel}:pub"
             )
-        wire.send(*(("PUBLISH", channel, data) for channel, data, _ in batch))
+            if self.history.enabled:
+                # Loaded on every new connection: a restarted Redis has forgotten it.
+                await wire.load_script(str(self._append.script))
+            self._publisher = wire
+        wire.send(*(self._command(channel, data) for channel, data, _ in batch))
         awaited = len(batch)
         while awaited:
             replies = await wire.replies()
@@ -239,6 +278,27 @@ class RedisBroker:
             for reply in replies:
                 if isinstance(reply, Exception):
                     raise reply
+
+    def _command(self, channel: str, data: bytes) -> tuple[str | bytes, ...]:
+        if not self.history.enabled or channel == self._node_channel:
+            return ("PUBLISH", channel, data)
+        meta, entries = history_keys(channel)
+        return ("EVALSHA", self._append.sha, "2", meta, entries, channel, data, *self._history_args)
+
+    async def _append_on_cluster(
+        self, batch: list[tuple[str, bytes, asyncio.Future[None]]]
+    ) -> None:
+        """Each script call to its channel's shard, through redis-py's cluster client (it
+        follows MOVED and failovers). Probes are classic PUBLISH: any node relays them."""
+        calls = [
+            self._control.publish(channel, data)
+            if channel == self._node_channel
+            else self._append(list(history_keys(channel)), [channel, data, *self._history_args])
+            for channel, data, _ in batch
+        ]
+        for result in await asyncio.gather(*calls, return_exceptions=True):
+            if isinstance(result, BaseException):
+                raise result
 
     async def _drop_publisher(self) -> None:
         wire, self._publisher = self._publisher, None
@@ -382,7 +442,7 @@ class RedisBroker:
                 if kind == b"subscribe":
                     expected -= 1
                 elif kind == b"message" and reply[1] != node_channel:
-                    early.append(BrokerMessage(reply[1].decode(), reply[2]))
+                    early.append(_framed(reply[1], reply[2]))
         return early
 
     async def _disconnect(self, wire: RedisWire) -> None:
@@ -417,7 +477,7 @@ class RedisBroker:
                     if channel == node_channel:
                         probes.echo(reply[2], loop.time())
                     else:
-                        yield BrokerMessage(channel.decode(), reply[2])
+                        yield _framed(channel, reply[2])
                 elif kind == b"subscribe":
                     self._confirm_one(reply[1].decode())
 
@@ -442,6 +502,39 @@ class RedisBroker:
         if not future.done():
             future.set_result(None)
 
+    # -- history -------------------------------------------------------------------------
+
+    async def history_after(
+        self, channel: str, since: Position
+    ) -> tuple[StreamState, list[BrokerMessage]]:
+        after = since.offset if since.epoch else 0
+        try:
+            epoch, last, entries = await asyncio.wait_for(
+                self._read_history(list(history_keys(channel)), [after, self.history.size]),
+                self._timeout,
+            )
+        except _REDIS_ERRORS as exc:
+            raise BackendUnavailable(f"Redis history read failed: {exc!r}") from exc
+        epoch = _text(epoch)
+        found = [
+            BrokerMessage(channel, fields[1], Position(epoch, int(entry_id.split(b"-")[1])))
+            for entry_id, fields in entries
+        ]
+        first = found[0].position.offset if found and found[0].position else 0
+        return StreamState(epoch, int(last), first), found
+
+    async def position(self, channel: str) -> Position:
+        meta, _ = history_keys(channel)
+        try:
+            epoch, last = await asyncio.wait_for(
+                self._control.hmget(meta, ["epoch", "last"]), self._timeout
+            )
+        except _REDIS_ERRORS as exc:
+            raise BackendUnavailable(f"Redis history read failed: {exc!r}") from exc
+        if epoch is None:
+            return EMPTY
+        return Position(_text(epoch), int(last or 0))
+
     # -- health and lifetime -------------------------------------------------------------
 
     async def ping(self) -> None:
@@ -463,6 +556,10 @@ class RedisBroker:
             await self._disconnect(self._subscriber)
         await self._drop_publisher()
         await self._control.aclose()
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def _kind(reply: Any) -> bytes | None:

@@ -88,6 +88,13 @@ class RedisWire:
                 return value.strip()
         raise redis.exceptions.ResponseError("INFO server has no run_id")
 
+    async def load_script(self, script: str) -> None:
+        """``SCRIPT LOAD``, so EVALSHA calls on this connection find the script."""
+        self.send(("SCRIPT", "LOAD", script))
+        (reply,) = await self.replies()
+        if isinstance(reply, Exception):
+            raise reply
+
     @property
     def closed(self) -> bool:
         """True once the peer closed the socket or it failed: nothing more will be read."""
