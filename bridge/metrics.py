@@ -27,6 +27,9 @@ _COUNTERS = {
     "discontinuities": "broker reconnects announced to clients as resync",
     "slow_consumers": "connections closed because they did not read fast enough",
     "presence_expired": "clients whose presence expired (their node stopped refreshing)",
+    "recoveries_asked": "streams a reconnecting client asked to recover (V3 recover=, legacy)",
+    "messages_replayed": "messages (and resync notices) sent to recovering clients",
+    "legacy_positions_saved": "legacy connections that left their stream positions on ending",
 }
 
 
@@ -49,11 +52,36 @@ class ManagerCollector(Collector):
         refused.add_metric(["client-limit"], stats.client_limit_refusals)
         refused.add_metric(["node-limit"], stats.node_limit_refusals)
         yield refused
+        yield from self._recovery()
         yield GaugeMetricFamily(
             "aether_connections", "open WebSocket connections", value=len(self._manager)
         )
         yield GaugeMetricFamily(
             "aether_broker_ready", "1 while the broker is connected", value=int(self._manager.ready)
+        )
+
+    def _recovery(self) -> Iterator[Metric]:
+        stats, fills = self._manager.stats, self._manager.streams.stats
+        recoveries = CounterMetricFamily(
+            "aether_recoveries",
+            "streams recovered for reconnecting clients, or not (a resync history-gap went out)",
+            labels=["result"],
+        )
+        recoveries.add_metric(["recovered"], stats.recoveries_recovered)
+        recoveries.add_metric(["history-gap"], stats.recovery_gaps)
+        recoveries.add_metric(["unavailable"], stats.recovery_unavailable)
+        yield recoveries
+        gap_fills = CounterMetricFamily(
+            "aether_gap_fills",
+            "gaps in a stream this node saw (its Redis subscription lost), filled from history "
+            "or, when history could not cover them, announced with a resync",
+            labels=["result"],
+        )
+        gap_fills.add_metric(["filled"], fills.fills)
+        gap_fills.add_metric(["resync"], fills.failures)
+        yield gap_fills
+        yield CounterMetricFamily(
+            "aether_gap_fill_messages", "messages delivered by gap fills", value=fills.messages
         )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
+from collections.abc import Coroutine
 from typing import Any
 
 import uvicorn
@@ -55,12 +56,19 @@ class NodeServer(uvicorn.Server):
         await self._before_shutdown()
 
     async def _before_shutdown(self) -> None:
-        """Drain and close our sockets while the listener still accepts (readiness probes
-        must see the 503); a second signal (``force_exit``) cuts it short."""
+        """Drain while the listener still accepts (readiness probes must see the 503), stop
+        listening, then close our sockets, spread; a second signal (``force_exit``) cuts
+        either phase short. uvicorn's own shutdown follows."""
         app = self.config.app
         if not isinstance(app, SocketRouter):
             return
-        task = asyncio.create_task(app.shut_down())
+        await self._unless_forced(app.drain())
+        for server in self.servers:
+            server.close()
+        await self._unless_forced(app.close_sockets())
+
+    async def _unless_forced(self, phase: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(phase)
         while not task.done() and not self.force_exit:
             await asyncio.wait({task}, timeout=TICK / 10)
         if not task.done():

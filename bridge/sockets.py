@@ -49,21 +49,25 @@ class SocketRouter:
         self.http_app: ASGIApp = http_app
         self.state = http_app.state  # what the lifespan put there: manager, settings, ...
 
-    async def shut_down(self) -> None:
-        """Before the server stops: not ready for ``drain_seconds`` (a load balancer stops
-        sending clients), then every socket closed with 1012, paced over
-        ``close_spread_seconds``. Legacy clients' positions are stored before their close."""
+    async def drain(self) -> None:
+        """Before the server stops: not ready for ``drain_seconds``, so a load balancer stops
+        sending new clients while the node still serves (and accepts) them."""
+        manager: ConnectionManager | None = getattr(self.state, "manager", None)
+        if manager is None or not self.state.settings.drain_seconds:
+            return
+        manager.draining = True
+        seconds = self.state.settings.drain_seconds
+        log.info("draining: not ready for %.1fs before closing its sockets", seconds)
+        await asyncio.sleep(seconds)
+
+    async def close_sockets(self) -> None:
+        """Every socket closed with 1012, paced over ``close_spread_seconds``; legacy
+        clients' positions are stored before their close (they recover elsewhere)."""
         manager: ConnectionManager | None = getattr(self.state, "manager", None)
         if manager is None:  # the lifespan never started
             return
-        settings = self.state.settings
-        if settings.drain_seconds:
-            manager.draining = True
-            log.info("draining: not ready for %.1fs before closing", settings.drain_seconds)
-            await asyncio.sleep(settings.drain_seconds)
-        await manager.close_all(
-            CloseCode.SERVICE_RESTART, "server restarting", spread=settings.close_spread_seconds
-        )
+        spread = self.state.settings.close_spread_seconds
+        await manager.close_all(CloseCode.SERVICE_RESTART, "server restarting", spread=spread)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "websocket":

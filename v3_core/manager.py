@@ -47,6 +47,7 @@ RETRY_REFRESH = 1.0  # seconds between presence refresh attempts while the store
 REJOIN_BATCH = 32  # concurrent presence calls when re-registering after an outage
 REFRESH_SLICE = 100  # connections per presence touch in a paced refresh
 SHUTDOWN_LEAVE_TIMEOUT = 3.0  # seconds the connections left at shutdown get to leave presence
+CLOSE_TIMEOUT = 1.0  # seconds a 1012 close may take before uvicorn's own shutdown cuts it
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,11 +188,15 @@ class ConnectionManager:
         await asyncio.gather(*closing)
 
     async def _close_for_shutdown(self, conn: Connection, code: int, reason: str) -> None:
+        stuck = conn.send_stuck_since() is not None or bool(conn.undelivered())
         await conn.aclose()  # nothing more is sent: the stored positions stay true
         await self.leave_positions(conn)
+        if stuck:  # a client that does not read would hold a polite close
+            conn.sender.abort(code, reason)
+            return
         try:
-            await asyncio.wait_for(conn.sender.close(code, reason), SHUTDOWN_LEAVE_TIMEOUT)
-        except Exception as exc:  # gone already, or not reading: uvicorn will cut it
+            await asyncio.wait_for(conn.sender.close(code, reason), CLOSE_TIMEOUT)
+        except Exception as exc:  # gone already: uvicorn cleans up
             log.debug("closing %r at shutdown: %r", conn, exc)
 
     async def ping(self) -> None:

@@ -44,6 +44,9 @@ class NodeStreams:
         self._deliver = deliver
         self._announce_gap = announce_gap
         self.cursors: dict[str, Position] = {}
+        # Channels that carried messages without a position (a publisher with history off):
+        # history cannot tell what they lost.
+        self._unnumbered: set[str] = set()
         self._filling: dict[str, list[BrokerMessage]] = {}  # channel -> live messages held
         self._tasks: set[asyncio.Task[None]] = set()
         self.stats = GapFillStats()
@@ -52,6 +55,7 @@ class NodeStreams:
         """Deliver a live message, or hold it behind a gap being filled."""
         position = message.position
         if position is None:
+            self._unnumbered.add(message.channel)
             self._deliver(message)
             return
         channel = message.channel
@@ -74,17 +78,19 @@ class NodeStreams:
         """Channels this node no longer subscribes to."""
         for channel in channels:
             self.cursors.pop(channel, None)
+            self._unnumbered.discard(channel)
 
     def reset(self) -> None:
         """History is gone (Redis restarted empty): every stream starts a new epoch."""
         self.cursors.clear()
+        self._unnumbered.clear()
 
     def fill_all(self, channels: Iterable[str], reason: str) -> None:
         """The broker may have missed messages on every channel: fill each from history."""
         for channel in channels:
             if channel in self._filling:
                 continue
-            if channel in self.cursors:
+            if channel in self.cursors and channel not in self._unnumbered:
                 self._fill(channel, [], reason)
             else:
                 # Never learned where it stood: nothing to measure a gap from.

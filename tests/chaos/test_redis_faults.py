@@ -30,7 +30,7 @@ from .scenario import (
     run_publishers,
     time_to_subscriptions,
 )
-from .traffic import Member, ReadyWatch, percentile, presence
+from .traffic import Member, ReadyWatch, metrics, percentile, presence
 
 pytestmark = pytest.mark.chaos
 
@@ -217,10 +217,41 @@ async def heartbeat_delays_for(
         await asyncio.sleep(0.5)
 
 
-async def test_f4_pubsub_connection_killed(redis_server, launch: LaunchNode, prefix):
-    """F4: CLIENT KILL TYPE pubsub under traffic: each node resyncs within 5 s, no closes."""
+async def test_f4_pubsub_connection_killed_history_fills_the_gap(
+    redis_server, launch: LaunchNode, prefix
+):
+    """F4 with history on (the default): CLIENT KILL TYPE pubsub under traffic; each node
+    fills what it missed from history: every message reaches every client, no resync."""
     a = launch(redis_server.url, "nodeA")
     b = launch(redis_server.url, "nodeB")
+    members, publishers = await open_members({"A": a.ws, "B": b.ws})
+    client = redis_server.client()
+    start = time.monotonic()
+    traffic = asyncio.create_task(run_publishers(publishers, start + 6))
+    await asyncio.sleep(2)
+    killed_count = await client.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
+    await traffic
+    await asyncio.sleep(1)
+    await client.aclose()
+    assert killed_count == 2
+    assert reasons(everyone(members)) == set(), "a resync went out: history should cover it"
+    assert_no_closes(members)
+    reports = assert_delivery(members, publishers, healthy_after=start)
+    assert all(report.lost == 0 for report in reports.values())
+    fills = [
+        (await metrics(node.http))['aether_gap_fills_total{result="filled"}'] for node in (a, b)
+    ]
+    figure("F4 gap fills (node A, node B)", f"{fills[0]:.0f}, {fills[1]:.0f}")
+    assert all(count > 0 for count in fills), "no gap was filled: the fault did not bite"
+    await close_all(members)
+
+
+async def test_f4_pubsub_connection_killed_without_history(
+    redis_server, launch: LaunchNode, prefix
+):
+    """F4 with AETHER_HISTORY_SIZE=0: each node resyncs within 5 s, no closes."""
+    a = launch(redis_server.url, "nodeA", AETHER_HISTORY_SIZE="0")
+    b = launch(redis_server.url, "nodeB", AETHER_HISTORY_SIZE="0")
     members, publishers = await open_members({"A": a.ws, "B": b.ws})
     client = redis_server.client()
     start = time.monotonic()

@@ -97,7 +97,7 @@ async def test_legacy_client_reaches_a_v3_client_by_integer(nodes, id_store, red
     await first.close()
     vision = await id_store.get("client", "501")
     modern = await v3(b.ws, "elsewhere", vision)
-    sender = await legacy(a.ws, "5", "77")
+    sender = await legacy(a.ws, "5", "78")  # a client of its own: no replay of earlier tests
     async with modern, sender:
         await sender.send(json.dumps({"to": 501, "msg": "by integer"}))
         frame = await recv_msg(modern)
@@ -106,8 +106,8 @@ async def test_legacy_client_reaches_a_v3_client_by_integer(nodes, id_store, red
 
 async def test_v3_client_reaches_a_legacy_client_by_vision_id(nodes, id_store):
     a, b = nodes
-    old = await legacy(a.ws, "5", "77")
-    vision = await id_store.get("client", "77")
+    old = await legacy(a.ws, "5", "79")
+    vision = await id_store.get("client", "79")
     new = await v3(b.ws, "other", "modern")
     async with old, new:
         await send_json(new, {"msg_type": "msg", "target": "direct", "to_id": vision, "msg": "hi"})
@@ -150,7 +150,7 @@ async def test_same_integer_gets_one_vision_id_when_both_nodes_connect_at_once(n
 
 async def test_legacy_ping_is_answered_in_v2_shape(nodes):
     a, _ = nodes
-    ws = await legacy(a.ws, "5", "77")
+    ws = await legacy(a.ws, "5", "80")
     async with ws:
         await ws.send("ping")
         frame = await recv_v2(ws)

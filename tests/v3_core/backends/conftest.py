@@ -9,6 +9,7 @@ import pytest
 from v3_core.backends import Broker, MemoryBroker, MemoryHub, MemoryPresenceStore, PresenceStore
 from v3_core.backends.redis_broker import RedisBroker
 from v3_core.backends.redis_presence import RedisPresenceStore
+from v3_core.streams import HistoryPolicy
 
 TTL = 0.5
 
@@ -25,17 +26,19 @@ def backend_url(request: pytest.FixtureRequest) -> str | None:
 
 
 @pytest.fixture
-async def make_broker(backend_url, prefix) -> AsyncIterator[Callable[[str], Broker]]:
+async def make_broker(backend_url, prefix) -> AsyncIterator[Callable[..., Broker]]:
     """Build brokers that share one medium (a memory hub or the test Redis), as nodes do."""
     hub = MemoryHub()
     brokers: list[Broker] = []
 
-    async def make(node: str) -> Broker:
+    async def make(node: str, history: HistoryPolicy | None = None) -> Broker:
         broker: Broker
         if backend_url is None:
-            broker = MemoryBroker(hub)
+            broker = MemoryBroker(hub, history)
         else:
-            broker = RedisBroker(backend_url, node_channel=f"{prefix}n:{node}", timeout=1.0)
+            broker = RedisBroker(
+                backend_url, node_channel=f"{prefix}n:{node}", timeout=1.0, history=history
+            )
         brokers.append(broker)
         return broker
 

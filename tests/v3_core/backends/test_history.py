@@ -1,0 +1,91 @@
+"""The Broker's history contract (positions, reads, trimming), on memory, Redis and a cluster."""
+
+from __future__ import annotations
+
+import pytest
+
+from v3_core.backends import BrokerMessage
+from v3_core.streams import EMPTY, HistoryPolicy, Position, covers
+
+from .test_broker import Listener
+
+SIZE = 5
+
+
+@pytest.fixture
+async def pair(make_broker):
+    policy = HistoryPolicy(size=SIZE, ttl=60)
+    a, b = await make_broker("a", policy), await make_broker("b", policy)
+    listeners = [Listener(a), Listener(b)]  # a subscriber connects once its events are read
+    await a.wait_ready(5)
+    await b.wait_ready(5)
+    yield a, b, listeners[1]
+    for listener in listeners:
+        await listener.stop()
+
+
+async def test_each_message_of_a_stream_gets_the_next_offset_of_one_epoch(pair, prefix):
+    a, b, on_b = pair
+    channel, other = f"{prefix}g:one", f"{prefix}g:two"
+    await b.subscribe(channel)
+    await b.subscribe(other)
+    for n in range(3):
+        await a.publish(channel, b"m%d" % n)
+    await a.publish(other, b"x")
+    got = [await on_b.next() for _ in range(4)]
+    positions = [m.position for m in got if m.channel == channel]
+    assert [p.offset for p in positions if p] == [1, 2, 3]
+    assert len({p.epoch for p in positions if p}) == 1
+    # The position is not in the data; order holds per stream (a cluster shards streams).
+    assert [m.data for m in got if m.channel == channel] == [b"m0", b"m1", b"m2"]
+    other_position = next(m.position for m in got if m.channel == other)
+    assert other_position is not None
+    assert other_position.offset == 1
+    assert other_position.epoch != positions[0].epoch  # epochs are per stream
+
+
+async def test_history_returns_what_came_after_a_position_in_order(pair, prefix):
+    a, _, _ = pair
+    channel = f"{prefix}g:h"
+    assert await a.position(channel) == EMPTY
+    for n in range(4):
+        await a.publish(channel, b"m%d" % n)
+    newest = await a.position(channel)
+    assert newest.offset == 4
+    state, found = await a.history_after(channel, Position(newest.epoch, 1))
+    assert covers(state, Position(newest.epoch, 1), SIZE)
+    assert found == [
+        BrokerMessage(channel, b"m%d" % n, Position(newest.epoch, n + 1)) for n in (1, 2, 3)
+    ]
+    state, found = await a.history_after(channel, EMPTY)  # the stream began after "empty"
+    assert covers(state, EMPTY, SIZE)
+    assert [m.data for m in found] == [b"m0", b"m1", b"m2", b"m3"]
+
+
+async def test_history_keeps_the_newest_size_messages_and_says_when_it_cannot_cover(pair, prefix):
+    a, _, _ = pair
+    channel = f"{prefix}c:trim"
+    for n in range(SIZE * 3):
+        await a.publish(channel, b"m%d" % n)
+    epoch = (await a.position(channel)).epoch
+    recent = Position(epoch, SIZE * 3 - SIZE)
+    state, found = await a.history_after(channel, recent)
+    assert covers(state, recent, SIZE)
+    assert [m.position.offset for m in found if m.position] == list(range(11, 16))
+    too_old = Position(epoch, SIZE * 3 - SIZE - 1)
+    state, _ = await a.history_after(channel, too_old)
+    assert not covers(state, too_old, SIZE)
+    state, _ = await a.history_after(channel, Position("another", 14))
+    assert not covers(state, Position("another", 14), SIZE)
+
+
+async def test_without_history_messages_have_no_position(make_broker, prefix):
+    a, b = await make_broker("a"), await make_broker("b")
+    listener = Listener(b)
+    try:
+        await b.wait_ready(5)
+        await b.subscribe(f"{prefix}g:plain")
+        await a.publish(f"{prefix}g:plain", b"hi")
+        assert await listener.next() == BrokerMessage(f"{prefix}g:plain", b"hi")
+    finally:
+        await listener.stop()
