@@ -75,6 +75,11 @@ async def test_f1_redis_killed_and_back_in_2s(redis_server, launch: LaunchNode, 
     # Every client on a node whose subscriber reconnected is told, lossy or not.
     assert all(resyncs.values()), "some clients got no resync notice"
     assert reasons(everyone(members)) == {"broker-restarted"}
+    # Redis lost every stream's history (no persistence): the streams start new epochs.
+    for member in everyone(members):
+        epochs = {f["epoch"] for at, f in member.frames if "epoch" in f and at < killed}
+        after = {f["epoch"] for at, f in member.frames if "epoch" in f and at > healthy + 1.0}
+        assert epochs and after and not epochs & after, (member.name, epochs, after)
     # One notice per restart: no stale pooled connection fails afterwards and recycles again.
     assert {len(t) for t in resyncs.values()} == {1}, resyncs
     assert errors_after(publishers, healthy) == []
