@@ -123,3 +123,35 @@ async def test_s2_sigterm_with_a_stuck_writer(redis_url, launch: LaunchNode):
     assert orphans_at_exit == ["feeder"]
     assert orphans_later == (["feeder"], [])
     await feeder.aclose()
+
+
+async def test_sigterm_drains_then_spreads_its_closes(redis_url, launch: LaunchNode):
+    """AETHER_DRAIN_SECONDS: /readyz says 503 while every socket stays open; then the 1012s
+    are spread over AETHER_CLOSE_SPREAD_SECONDS instead of coming in one instant."""
+    drain, spread, clients = 1.0, 1.5, 40
+    a = launch(
+        redis_url,
+        "nodeA",
+        AETHER_DRAIN_SECONDS=str(drain),
+        AETHER_CLOSE_SPREAD_SECONDS=str(spread),
+    )
+    members = [await Member.open(a.ws, "g1", f"c{i:02d}") for i in range(clients)]
+    async with httpx.AsyncClient(timeout=2.0) as http:
+        assert (await http.get(f"{a.http}/readyz")).status_code == 200
+        a.proc.send_signal(signal.SIGTERM)
+        stopped = time.monotonic()
+        await asyncio.sleep(drain / 2)
+        draining = await http.get(f"{a.http}/readyz")
+    open_while_draining = sum(m.closed_at is None for m in members)
+    await asyncio.gather(*(m.wait_frame(lambda f: False, 0, drain + spread + 3) for m in members))
+    closes = sorted((m.closed_at or 1e9) - stopped for m in members)
+    print(
+        f"FIGURE drain {drain} s, spread {spread} s: first 1012 after {closes[0]:.2f} s, "
+        f"last after {closes[-1]:.2f} s"
+    )
+    assert (draining.status_code, draining.json()["status"]) == (503, "draining")
+    assert open_while_draining == clients
+    assert {m.close_code for m in members} == {1012}
+    assert closes[0] >= drain * 0.9
+    assert closes[-1] - closes[0] >= spread * 0.6  # paced, not all at once
+    assert closes[-1] <= drain + spread + 1.0
