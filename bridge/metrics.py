@@ -30,6 +30,8 @@ _COUNTERS = {
     "recoveries_asked": "streams a reconnecting client asked to recover (V3 recover=, legacy)",
     "messages_replayed": "messages (and resync notices) sent to recovering clients",
     "legacy_positions_saved": "legacy connections that left their stream positions on ending",
+    "broker_unreadable": "messages from the broker this node could not read, dropped (another "
+    "release's envelope format, or a body that is not a V3 message)",
 }
 
 

@@ -23,7 +23,10 @@ class Settings(BaseSettings):
     presence_ttl: float = Field(30.0, gt=0)
     client_broadcast: bool = True
     channel_prefix: str = "aether:"
-    node_id: str = Field(default_factory=lambda: secrets.token_hex(4))
+    # In every envelope this node publishes: no spaces (docs/design.md, node messages).
+    node_id: str = Field(
+        default_factory=lambda: secrets.token_hex(4), pattern=r"^[A-Za-z0-9_.:-]{1,64}$"
+    )
     allowed_origins: list[str] = Field(default_factory=list)
 
     queue_max_bytes: int = Field(1 << 20, ge=1024)

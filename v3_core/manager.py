@@ -30,7 +30,7 @@ from .presence import (
 )
 from .ratelimit import RateLimit, may_be_heartbeat
 from .registry import LocalRegistry
-from .routing import ECHO, Channels, Envelope
+from .routing import ECHO, Channels, Envelope, UnreadableEnvelope
 from .streams import (
     Position,
     StreamName,
@@ -43,6 +43,7 @@ from .streams import (
 
 log = logging.getLogger("aether.manager")
 
+UNREADABLE_LOG_EVERY = 60.0  # seconds between log lines about unreadable broker messages
 RETRY_REFRESH = 1.0  # seconds between presence refresh attempts while the store fails
 REJOIN_BATCH = 32  # concurrent presence calls when re-registering after an outage
 REFRESH_SLICE = 100  # connections per presence touch in a paced refresh
@@ -91,6 +92,7 @@ class ManagerStats:
     recovery_unavailable: int = 0  # streams whose history could not be read
     messages_replayed: int = 0
     legacy_positions_saved: int = 0
+    broker_unreadable: int = 0  # messages from the broker this node could not read (dropped)
 
 
 class ConnectionManager:
@@ -123,9 +125,12 @@ class ConnectionManager:
         self._registry: LocalRegistry[Connection] = LocalRegistry()
         self._cursors = backends.cursors
         self.history = backends.broker.history
-        self.streams = NodeStreams(self._broker, self._deliver_message, self._announce_gap)
+        self.streams = NodeStreams(
+            self._broker, self._decode, self._deliver_message, self._announce_gap
+        )
         self._subscribing: dict[str, asyncio.Future[None]] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self._unreadable_logged_at = -UNREADABLE_LOG_EVERY
         self.draining = False  # shutting down: /readyz says 503 so no new clients come
         self._presence_due = asyncio.Event()  # set: refresh presence now, not at the next tick
         self._refreshed_at = 0.0  # loop time of the last presence refresh that succeeded
@@ -513,16 +518,32 @@ class ConnectionManager:
         self.streams.reset()
         self._announce_resync(reason)
 
-    def _deliver_message(self, message: BrokerMessage) -> None:
-        members = self._registry.members(message.channel)
-        if not members:
-            return
+    def _decode(self, message: BrokerMessage) -> Envelope | None:
         try:
-            envelope = Envelope.unpack(message.data)
-        except (ValueError, UnicodeDecodeError):
-            log.warning("dropping a malformed envelope on %s", message.channel)
-            return
-        self._deliver(envelope, members, message)
+            return Envelope.unpack(message.data)
+        except UnreadableEnvelope as exc:
+            self._unreadable(message, exc)
+            return None
+
+    def _deliver_message(self, message: BrokerMessage, envelope: Envelope) -> None:
+        members = self._registry.members(message.channel)
+        if members:
+            self._deliver(envelope, members, message)
+
+    def _unreadable(self, message: BrokerMessage, why: UnreadableEnvelope) -> None:
+        """Count and drop what this node cannot read (a newer release's format, garbage);
+        log it once a minute at most, with how many came since."""
+        self.stats.broker_unreadable += 1
+        now = self._clock()
+        if now - self._unreadable_logged_at >= UNREADABLE_LOG_EVERY:
+            self._unreadable_logged_at = now
+            log.warning(
+                "dropped a message on %s this node cannot read (%s); %d so far, "
+                "aether_broker_unreadable_total counts them",
+                message.channel,
+                why,
+                self.stats.broker_unreadable,
+            )
 
     def _deliver(
         self,
@@ -583,7 +604,7 @@ class ConnectionManager:
             *(self._broker.history_after(channel, since[channel]) for channel in channels),
             return_exceptions=True,
         )
-        replay: list[Outgoing] = []
+        replay: list[Outgoing | None] = []
         replayed: dict[str, int] = {}
         for channel, read in zip(channels, reads, strict=True):
             position = since[channel]
@@ -603,12 +624,17 @@ class ConnectionManager:
             stream = self.channels.stream_name(channel)
             notice = resync_notice("history-gap", stream)
             replay.append(Outgoing(conn.dialect.render(Envelope(self.node_id, notice))))
-        self.stats.messages_replayed += len(replay)
-        await conn.replay(replay, replayed)
+        sendable = [message for message in replay if message is not None]
+        self.stats.messages_replayed += len(sendable)
+        await conn.replay(sendable, replayed)
 
-    def _replayed(self, conn: Connection, message: BrokerMessage) -> Outgoing:
+    def _replayed(self, conn: Connection, message: BrokerMessage) -> Outgoing | None:
         """One history message as ``conn``'s dialect shows it: rendered for this connection."""
-        envelope = Envelope.unpack(message.data)
+        try:
+            envelope = Envelope.unpack(message.data)
+        except UnreadableEnvelope as exc:
+            self._unreadable(message, exc)
+            return None
         position = message.position
         assert position is not None, "history messages have positions"
         if conn.dialect is self.v3:

@@ -15,7 +15,10 @@ from dataclasses import dataclass
 
 from .backends.base import Broker, BrokerMessage
 from .errors import BackendUnavailable
+from .routing import Envelope
 from .streams import EMPTY, Position, covers, judge
+
+Decoded = tuple[BrokerMessage, Envelope]
 
 log = logging.getLogger("aether.streams")
 
@@ -30,45 +33,54 @@ class GapFillStats:
 class NodeStreams:
     """Cursors of the channels this node holds members of, and the fills under way.
 
-    ``deliver`` hands a message in order to the local members; ``announce_gap`` tells the
-    members of a channel that history could not cover its gap (``reason``).
+    ``decode`` reads a message's envelope (None: unreadable, dropped before it can move a
+    cursor or open a gap); ``deliver`` hands it in order to the local members;
+    ``announce_gap`` tells the members of a channel that history could not cover its gap.
     """
 
     def __init__(
         self,
         broker: Broker,
-        deliver: Callable[[BrokerMessage], None],
+        decode: Callable[[BrokerMessage], Envelope | None],
+        deliver: Callable[[BrokerMessage, Envelope], None],
         announce_gap: Callable[[str, str], None],
     ) -> None:
         self._broker = broker
+        self._decode = decode
         self._deliver = deliver
         self._announce_gap = announce_gap
         self.cursors: dict[str, Position] = {}
         # Channels that carried messages without a position (a publisher with history off):
         # history cannot tell what they lost.
         self._unnumbered: set[str] = set()
-        self._filling: dict[str, list[BrokerMessage]] = {}  # channel -> live messages held
+        self._filling: dict[str, list[Decoded]] = {}  # channel -> live messages held
         self._tasks: set[asyncio.Task[None]] = set()
         self.stats = GapFillStats()
 
     def receive(self, message: BrokerMessage) -> None:
         """Deliver a live message, or hold it behind a gap being filled."""
+        envelope = self._decode(message)
+        if envelope is not None:
+            self._receive((message, envelope))
+
+    def _receive(self, decoded: Decoded) -> None:
+        message = decoded[0]
         position = message.position
         if position is None:
             self._unnumbered.add(message.channel)
-            self._deliver(message)
+            self._deliver(*decoded)
             return
         channel = message.channel
         held = self._filling.get(channel)
         if held is not None:
-            held.append(message)
+            held.append(decoded)
             return
         verdict = judge(self.cursors.get(channel), position)
         if verdict == "deliver":
             self.cursors[channel] = position
-            self._deliver(message)
+            self._deliver(*decoded)
         elif verdict == "gap":
-            self._fill(channel, [message], "history-gap")
+            self._fill(channel, [decoded], "history-gap")
 
     def learn(self, channel: str, position: Position) -> None:
         """The stream's position when this node subscribed: what a gap is measured from."""
@@ -97,9 +109,9 @@ class NodeStreams:
                 self.stats.failures += 1
                 self._announce_gap(channel, reason)
 
-    def _fill(self, channel: str, held: list[BrokerMessage], reason: str) -> None:
+    def _fill(self, channel: str, held: list[Decoded], reason: str) -> None:
         cursor = self.cursors.get(channel)
-        first = held[0].position if held else None
+        first = held[0][0].position if held else None
         since = cursor or EMPTY
         if cursor is not None and first is not None and first.epoch != cursor.epoch:
             since = EMPTY  # a new epoch: every message of it is after what we delivered
@@ -130,8 +142,21 @@ class NodeStreams:
             self.stats.failures += 1
             self.cursors.pop(channel, None)
             self._announce_gap(channel, reason)
-        for message in held:
-            self.receive(message)
+        for decoded in held:
+            self._after_fill(decoded, reason)
+
+    def _after_fill(self, decoded: Decoded, reason: str) -> None:
+        """A message held behind a fill: one still past a gap is not in history (another
+        epoch), so its gap is announced rather than filled again and again."""
+        channel, position = decoded[0].channel, decoded[0].position
+        assert position is not None, "only positioned messages are held"
+        if channel in self._filling or judge(self.cursors.get(channel), position) != "gap":
+            self._receive(decoded)
+            return
+        self.stats.failures += 1
+        self._announce_gap(channel, reason)
+        self.cursors[channel] = position
+        self._deliver(*decoded)
 
     async def aclose(self) -> None:
         for task in list(self._tasks):

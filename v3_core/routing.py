@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import orjson
+
 from .messages import MessageV3
 from .streams import StreamName
 
@@ -52,6 +54,14 @@ class Channels:
         return ECHO
 
 
+ENVELOPE = "aether/1"  # format and major version; a node reads its own major only
+
+
+class UnreadableEnvelope(ValueError):
+    """What came over the broker is not an envelope this node can read, or its body is not
+    a V3 message: it is counted and dropped, never sent to a client."""
+
+
 @dataclass(frozen=True, slots=True)
 class Envelope:
     """What travels between nodes: the encoded V3 text plus routing facts it does not carry.
@@ -59,6 +69,11 @@ class Envelope:
     ``skip_conn`` is the sending connection for ``direct`` (the sender gets no copy even when
     it messages its own client ID); ``from_legacy``/``group_legacy`` are the integer IDs the
     V2 outbound translator shows legacy clients, so receivers never look them up.
+
+    On the wire: ``aether/1 o=<origin> [s=<skip>] [f=<from>] [g=<group>]``, a newline, then
+    the V3 JSON text. Keys a node does not know are ignored, so a newer release can add one
+    and an older node still reads the rest; a new major version is for what cannot be read
+    that way.
     """
 
     origin: str
@@ -68,19 +83,38 @@ class Envelope:
     group_legacy: str = ""
 
     def pack(self) -> bytes:
-        fields = (self.origin, self.skip_conn, self.from_legacy, self.group_legacy)
-        header = " ".join(field or "-" for field in fields)
-        return f"{header}\n{self.text}".encode()
+        fields = [ENVELOPE, f"o={self.origin}"]
+        for key, value in (
+            ("s", self.skip_conn),
+            ("f", self.from_legacy),
+            ("g", self.group_legacy),
+        ):
+            if value:
+                fields.append(f"{key}={value}")
+        return f"{' '.join(fields)}\n{self.text}".encode()
 
     @classmethod
     def unpack(cls, data: bytes) -> Envelope:
-        """Inverse of pack(); raises ValueError on anything else."""
-        header, _, body = data.partition(b"\n")
-        origin, skip, from_legacy, group_legacy = header.decode().split(" ")
+        """Inverse of pack(); raises UnreadableEnvelope on anything else, including a body
+        that is not a JSON object with ``version`` "3"."""
+        header, newline, body = data.partition(b"\n")
+        if not newline:
+            raise UnreadableEnvelope("no header line")
+        version, *fields = header.decode("utf-8", "replace").split(" ")
+        if version != ENVELOPE:
+            raise UnreadableEnvelope(f"envelope format {version[:24]!r}, not {ENVELOPE!r}")
+        values = dict(field.partition("=")[::2] for field in fields)
+        try:
+            text = body.decode()
+            message = orjson.loads(body)
+        except (UnicodeDecodeError, orjson.JSONDecodeError) as exc:
+            raise UnreadableEnvelope(f"body is not JSON: {exc}") from None
+        if not isinstance(message, dict) or message.get("version") != "3":
+            raise UnreadableEnvelope('body is not a V3 message (version "3")')
         return cls(
-            origin=origin,
-            text=body.decode(),
-            skip_conn="" if skip == "-" else skip,
-            from_legacy="" if from_legacy == "-" else from_legacy,
-            group_legacy="" if group_legacy == "-" else group_legacy,
+            origin=values.get("o", ""),
+            text=text,
+            skip_conn=values.get("s", ""),
+            from_legacy=values.get("f", ""),
+            group_legacy=values.get("g", ""),
         )

@@ -3,7 +3,7 @@
 import pytest
 
 from v3_core.messages import MessageV3
-from v3_core.routing import ECHO, Channels, Envelope
+from v3_core.routing import ECHO, Channels, Envelope, UnreadableEnvelope
 
 CHANNELS = Channels("p:")
 
@@ -32,15 +32,38 @@ def test_node_channel_is_separate_from_client_channels():
 @pytest.mark.parametrize(
     "envelope",
     [
-        Envelope(origin="n1", text='{"a":"b\\nc"}'),
-        Envelope(origin="n1", text="x\ny", skip_conn="c0ffee", from_legacy="42", group_legacy="7"),
-        Envelope(origin="n1", text="héllo ✓"),
+        Envelope(origin="n1", text='{"version":"3","a":"b\\nc"}'),
+        Envelope(
+            origin="n1",
+            text='{"version":"3",\n"msg":"x"}',
+            skip_conn="c0ffee",
+            from_legacy="42",
+            group_legacy="7",
+        ),
+        Envelope(origin="n1", text='{"version":"3","msg":"héllo ✓"}'),
     ],
 )
 def test_envelope_round_trip(envelope):
     assert Envelope.unpack(envelope.pack()) == envelope
 
 
-def test_envelope_rejects_garbage():
-    with pytest.raises(ValueError, match="not enough values"):
-        Envelope.unpack(b"no header here")
+def test_a_newer_node_may_add_header_fields_an_older_one_ignores():
+    data = b'aether/1 o=n2 x-trace=abc s=c1 zz\n{"version":"3","msg":"hi"}'
+    assert Envelope.unpack(data) == Envelope("n2", '{"version":"3","msg":"hi"}', skip_conn="c1")
+
+
+@pytest.mark.parametrize(
+    ("data", "why"),
+    [
+        (b"no header here", "no header"),
+        (b'n1 - - -\n{"version":"3"}', "envelope format"),  # before envelopes had a version
+        (b'aether/2 o=n1\n{"version":"3"}', "envelope format"),  # a major this node lacks
+        (b"aether/1 o=n1\nnot json", "not JSON"),
+        (b"aether/1 o=n1\n\xff\xfe", "not JSON"),
+        (b'aether/1 o=n1\n["version", "3"]', "not a V3"),
+        (b'aether/1 o=n1\n{"version":"4","msg":"x"}', "not a V3"),
+    ],
+)
+def test_what_a_node_cannot_read_is_refused(data, why):
+    with pytest.raises(UnreadableEnvelope, match=why):
+        Envelope.unpack(data)
