@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI, Request
@@ -16,7 +17,7 @@ from v3_core.manager import ConnectionLimits
 from v3_core.ratelimit import RateLimit
 from v3_core.streams import HistoryPolicy
 
-from . import admin_api, http_api, sockets
+from . import admin_api, http_api, sockets, worker_metrics
 from .api_token import ApiUnauthorized
 from .auth import TokenPolicy
 from .metrics import metrics_registry
@@ -35,11 +36,13 @@ def create_app(
     hub: MemoryHub | None = None,
     id_store: IdStore | None = None,
     v2_store: V2Store | None = None,
+    metrics_dir: str | None = None,
 ) -> sockets.SocketRouter:
     """The ASGI app of one node: raw WebSocket endpoints in front of the FastAPI HTTP app.
 
     ``hub``, ``id_store`` and ``v2_store`` let in-process test nodes share the embedded
-    backends, as nodes share one Redis.
+    backends, as nodes share one Redis. ``metrics_dir``: this is a worker of a ``--workers``
+    node, and /metrics shows the whole group (bridge/worker_metrics.py).
     """
     settings = settings or Settings()
 
@@ -55,6 +58,7 @@ def create_app(
                 timeout=settings.redis_timeout,
                 probe_interval=settings.probe_interval,
                 history=HistoryPolicy(settings.history_size, settings.history_ttl),
+                cluster_pubsub=settings.cluster_pubsub,
                 hub=hub,
             ) as backends,
             ConnectionManager(
@@ -90,6 +94,9 @@ def create_app(
                 refresh_interval=settings.v2_refresh_interval,
                 flush_interval=settings.v2_usage_interval,
             ) as v2_control,
+            worker_metrics.worker_group(
+                metrics_registry(manager, v2_control), metrics_dir
+            ) as metrics,
         ):
             app.state.settings = settings
             app.state.token_policy = (
@@ -101,7 +108,7 @@ def create_app(
             app.state.id_mapper = id_mapper
             app.state.v2 = V2Dialect(id_mapper, allow_broadcast=settings.client_broadcast)
             app.state.v2_control = v2_control
-            app.state.metrics = metrics_registry(manager, v2_control)
+            app.state.metrics = metrics
             try:
                 await backends.broker.wait_ready(READY_WAIT)
             except TimeoutError:
@@ -137,7 +144,7 @@ def app_from_env() -> sockets.SocketRouter:
     """Factory for uvicorn workers: each builds its own app from the AETHER_* environment."""
     settings = Settings()
     configure_logging(settings)
-    return create_app(settings)
+    return create_app(settings, metrics_dir=os.environ.get(worker_metrics.METRICS_DIR_ENV))
 
 
 def configure_logging(settings: Settings) -> None:

@@ -9,13 +9,14 @@ import argparse
 import gc
 import os
 import sys
+import tempfile
 from collections.abc import Sequence
 
 import uvicorn
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
-from . import node_server, v2_cli
+from . import node_server, v2_cli, worker_metrics
 from .app import app_from_env, configure_logging, create_app
 from .settings import Settings
 from .sockets import SocketRouter
@@ -90,12 +91,15 @@ def serve(settings: Settings) -> None:
             os.environ[f"AETHER_{name.upper()}"] = (
                 value if isinstance(value, str) else _env_value(value)
             )
-    uvicorn.run(
-        "bridge.cli:worker_app",
-        factory=True,
-        workers=settings.workers,
-        **options,
-    )
+    # /metrics answers for the whole group: each worker leaves its numbers here.
+    with tempfile.TemporaryDirectory(prefix="aether-metrics-") as metrics_dir:
+        os.environ[worker_metrics.METRICS_DIR_ENV] = metrics_dir
+        uvicorn.run(
+            "bridge.cli:worker_app",
+            factory=True,
+            workers=settings.workers,
+            **options,
+        )
 
 
 def worker_app() -> SocketRouter:

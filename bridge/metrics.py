@@ -129,5 +129,6 @@ def metrics_registry(manager: ConnectionManager, v2: V2Control | None = None) ->
     return registry
 
 
-def render(registry: CollectorRegistry) -> bytes:
+def render(registry: Collector) -> bytes:
+    """A registry, or any collector, in the Prometheus text format /metrics serves."""
     return generate_latest(registry)

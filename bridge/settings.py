@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -53,6 +54,10 @@ class Settings(BaseSettings):
     # close_spread_seconds. Single-process nodes; uvicorn's own workers close all at once.
     drain_seconds: float = Field(0.0, ge=0)
     close_spread_seconds: float = Field(0.0, ge=0)
+
+    # On a Redis Cluster: shard channels (SPUBLISH/SSUBSCRIBE, Redis >= 7), or classic pub/sub
+    # relayed to every node over the cluster bus (for Redis < 7, and for comparison).
+    cluster_pubsub: Literal["sharded", "classic"] = "sharded"
 
     redis_timeout: float = Field(2.0, gt=0)
     probe_interval: float = Field(5.0, gt=0)

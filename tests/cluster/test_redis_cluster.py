@@ -41,7 +41,7 @@ async def test_every_target_is_delivered_across_nodes_on_a_cluster(cluster_nodes
 
 async def test_presence_is_shared_through_the_cluster(cluster_nodes, seeds):
     a, b = cluster_nodes
-    assert f"using Redis Cluster with seeds {seeds[0]}" in a.log.read_text()
+    assert f"using Redis Cluster (sharded pub/sub) with seeds {seeds[0]}" in a.log.read_text()
     async with await v3(a.ws, "room", "alice") as alice, await v3(b.ws, "room", "bob"):
 
         async def both_listed() -> bool:

@@ -18,6 +18,7 @@ from .base import (
 )
 from .memory import MemoryBroker, MemoryCursorStore, MemoryHub, MemoryPresenceStore
 from .redis_broker import RedisBroker
+from .redis_cluster_broker import ClusterBroker
 from .redis_cursors import RedisCursorStore
 from .redis_presence import RedisPresenceStore
 from .redis_url import REDIS_SCHEMES, is_cluster
@@ -27,6 +28,7 @@ __all__ = [
     "Broker",
     "BrokerEvent",
     "BrokerMessage",
+    "ClusterBroker",
     "CursorStore",
     "Discontinuity",
     "MemoryBroker",
@@ -51,6 +53,7 @@ async def open_backends(
     timeout: float = 2.0,
     probe_interval: float = 5.0,
     history: HistoryPolicy | None = None,
+    cluster_pubsub: str = "sharded",
     hub: MemoryHub | None = None,
 ) -> AsyncIterator[Backends]:
     """Redis backends for a ``redis://``/``rediss://``/``unix://`` URL or a Redis Cluster's
@@ -67,7 +70,8 @@ async def open_backends(
         description = "embedded in-process broker and presence (single process)"
     elif redis_url.startswith(REDIS_SCHEMES):
         # A malformed cluster URL raises ValueError here, in RedisBroker, before any connect.
-        broker = RedisBroker(
+        sharded = is_cluster(redis_url) and cluster_pubsub == "sharded"
+        broker = (ClusterBroker if sharded else RedisBroker)(
             redis_url,
             node_channel=node_channel,
             timeout=timeout,
@@ -77,6 +81,8 @@ async def open_backends(
         presence = RedisPresenceStore(redis_url, ttl=presence_ttl, prefix=prefix, timeout=timeout)
         cursors = RedisCursorStore(redis_url, ttl=history.ttl, prefix=prefix, timeout=timeout)
         kind = "Redis Cluster with seeds" if is_cluster(redis_url) else "Redis at"
+        if is_cluster(redis_url):
+            kind = f"Redis Cluster ({cluster_pubsub} pub/sub) with seeds"
         description = f"{kind} {_redact(redis_url)}"
     else:
         raise ValueError(f"unsupported Redis URL scheme in {_redact(redis_url)!r}")

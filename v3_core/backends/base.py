@@ -25,9 +25,12 @@ class BrokerMessage:
 
 @dataclass(frozen=True, slots=True)
 class Discontinuity:
-    """The broker may have lost messages (it reconnected): subscribers should resync."""
+    """The broker may have lost messages (it reconnected): on ``channels``, or on every
+    channel when None. With ``RECONNECTED`` the data in Redis is intact (history can fill
+    the gap); any other reason means it may not be."""
 
     reason: str
+    channels: frozenset[str] | None = None
 
 
 BrokerEvent = BrokerMessage | Discontinuity

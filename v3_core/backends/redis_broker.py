@@ -23,6 +23,7 @@ import redis.exceptions
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.commands.core import AsyncScript
 from redis.maint_notifications import MaintNotificationsConfig
 
 from v3_core.errors import BackendUnavailable
@@ -60,7 +61,7 @@ def redis_client(
     commands, and callers use only those (pipelines of scripts excepted: see presence).
     """
     if is_cluster(url):
-        return cast(aioredis.Redis, _cluster_client(url, timeout=timeout))
+        return cast(aioredis.Redis, cluster_client(url, timeout=timeout))
     options: dict[str, Any] = {
         "socket_timeout": timeout,
         "socket_connect_timeout": timeout,
@@ -86,7 +87,7 @@ def redis_client(
 CLUSTER_POOL = 256
 
 
-def _cluster_client(url: str, *, timeout: float) -> RedisCluster:
+def cluster_client(url: str, *, timeout: float) -> RedisCluster:
     """redis-py's cluster client, with its own retries: a failover needs the slot map
     refreshed and the command sent again, which only the cluster client knows how to do."""
     cluster = parse_cluster_url(url)
@@ -191,6 +192,7 @@ class RedisBroker:
             str(self.history.size),
             str(max(1, round(self.history.ttl * 1000))),
             secrets.token_hex(3),  # this node's part of the epochs it starts
+            "PUBLISH",
         )
         self._control = redis_client(url, timeout=timeout)
         self._append = self._control.register_script(_script("publish"))
@@ -507,21 +509,7 @@ class RedisBroker:
     async def history_after(
         self, channel: str, since: Position
     ) -> tuple[StreamState, list[BrokerMessage]]:
-        after = since.offset if since.epoch else 0
-        try:
-            epoch, last, entries = await asyncio.wait_for(
-                self._read_history(list(history_keys(channel)), [after, self.history.size]),
-                self._timeout,
-            )
-        except _REDIS_ERRORS as exc:
-            raise BackendUnavailable(f"Redis history read failed: {exc!r}") from exc
-        epoch = _text(epoch)
-        found = [
-            BrokerMessage(channel, fields[1], Position(epoch, int(entry_id.split(b"-")[1])))
-            for entry_id, fields in entries
-        ]
-        first = found[0].position.offset if found and found[0].position else 0
-        return StreamState(epoch, int(last), first), found
+        return await read_history(self._read_history, channel, since, self.history, self._timeout)
 
     async def position(self, channel: str) -> Position:
         meta, _ = history_keys(channel)
@@ -556,6 +544,26 @@ class RedisBroker:
             await self._disconnect(self._subscriber)
         await self._drop_publisher()
         await self._control.aclose()
+
+
+async def read_history(
+    script: AsyncScript, channel: str, since: Position, policy: HistoryPolicy, timeout: float
+) -> tuple[StreamState, list[BrokerMessage]]:
+    """lua/history_read.lua for one stream: its state and entries after ``since``."""
+    after = since.offset if since.epoch else 0
+    try:
+        epoch, last, entries = await asyncio.wait_for(
+            script(list(history_keys(channel)), [after, policy.size]), timeout
+        )
+    except _REDIS_ERRORS as exc:
+        raise BackendUnavailable(f"Redis history read failed: {exc!r}") from exc
+    epoch = _text(epoch)
+    found = [
+        BrokerMessage(channel, fields[1], Position(epoch, int(entry_id.split(b"-")[1])))
+        for entry_id, fields in entries
+    ]
+    first = found[0].position.offset if found and found[0].position else 0
+    return StreamState(epoch, int(last), first), found
 
 
 def _text(value: bytes | str) -> str:

@@ -6,7 +6,14 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from v3_core.backends import Broker, MemoryBroker, MemoryHub, MemoryPresenceStore, PresenceStore
+from v3_core.backends import (
+    Broker,
+    ClusterBroker,
+    MemoryBroker,
+    MemoryHub,
+    MemoryPresenceStore,
+    PresenceStore,
+)
 from v3_core.backends.redis_broker import RedisBroker
 from v3_core.backends.redis_presence import RedisPresenceStore
 from v3_core.streams import HistoryPolicy
@@ -36,7 +43,8 @@ async def make_broker(backend_url, prefix) -> AsyncIterator[Callable[..., Broker
         if backend_url is None:
             broker = MemoryBroker(hub, history)
         else:
-            broker = RedisBroker(
+            kind = ClusterBroker if backend_url.startswith("redis+cluster://") else RedisBroker
+            broker = kind(
                 backend_url, node_channel=f"{prefix}n:{node}", timeout=1.0, history=history
             )
         brokers.append(broker)
