@@ -501,22 +501,31 @@ class ConnectionManager:
         streams, registry = self.streams, self._registry
         async for event in self._broker.events():
             if isinstance(event, Discontinuity):
-                self._discontinuity(event.reason)
+                self._discontinuity(event)
                 continue
             self.stats.broker_messages += 1
             if registry.has_channel(event.channel):
                 streams.receive(event)  # in stream order: calls _deliver_message
 
-    def _discontinuity(self, reason: str) -> None:
-        """The broker lost its connection. With history kept (it reconnected to the same
-        Redis), each stream is filled from history; else every client must resync."""
+    def _discontinuity(self, event: Discontinuity) -> None:
+        """The broker lost its connection (to one shard: ``event.channels``). With history
+        kept (it reconnected to the same Redis), each stream is filled from history; else
+        the clients of those streams must resync."""
         # Redis may have restarted empty: register this node's members again at once.
         self._presence_due.set()
+        reason, registry = event.reason, self._registry
+        channels = registry.channels if event.channels is None else event.channels
+        held = [channel for channel in channels if registry.has_channel(channel)]
         if self.history.enabled and reason == RECONNECTED:
-            self.streams.fill_all(self._registry.channels, reason)
-            return
-        self.streams.reset()
-        self._announce_resync(reason)
+            self.streams.fill_all(held, reason)
+        elif event.channels is None:
+            self.streams.reset()
+            self._announce_resync(reason)
+        else:
+            self.stats.discontinuities += 1
+            self.streams.forget(held)
+            for channel in held:
+                self._announce_gap(channel, reason)
 
     def _decode(self, message: BrokerMessage) -> Envelope | None:
         try:

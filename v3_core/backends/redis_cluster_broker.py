@@ -102,6 +102,7 @@ class ClusterBroker:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._map_ready = asyncio.Event()
         self._publishers: dict[str, RedisWire] = {}
+        self._map_stale = False
         self._pending: list[_Publish] = []
         self._wakeup = asyncio.Event()
         self._flusher = asyncio.create_task(self._flush_forever(), name="redis-cluster-publisher")
@@ -152,6 +153,8 @@ class ClusterBroker:
 
     async def _publish_batch(self, batch: list[_Publish]) -> None:
         await self._start()
+        if self._map_stale:  # a shard failed: it may have been replaced (a failover)
+            await self._refresh_map()
         by_shard: dict[tuple[str, str, int], list[_Publish]] = {}
         for item in batch:
             by_shard.setdefault(self._owner(item[0]), []).append(item)
@@ -190,6 +193,7 @@ class ClusterBroker:
             while len(replies) < len(items):
                 replies.extend(await wire.replies())
         except _REDIS_ERRORS as exc:
+            self._map_stale = True
             self._publishers.pop(name, None)
             if wire is not None:
                 with contextlib.suppress(Exception):
@@ -282,10 +286,15 @@ class ClusterBroker:
             await self._refresh_map()
 
     async def _refresh_map(self) -> None:
+        # The client's own initialize() refreshes only once its commands failed, and no
+        # sooner than its throttle allows; the nodes manager reads the map now.
+        first = not self._map_ready.is_set()
+        refresh = self._cluster.initialize() if first else self._cluster.nodes_manager.initialize()
         try:
-            await asyncio.wait_for(self._cluster.initialize(), self._timeout)
+            await asyncio.wait_for(refresh, self._timeout)
         except _REDIS_ERRORS as exc:
             raise BackendUnavailable(f"Redis Cluster slot map: {exc!r}") from exc
+        self._map_stale = False
         self._map_ready.set()
 
     def _owner(self, channel: str) -> tuple[str, str, int]:
