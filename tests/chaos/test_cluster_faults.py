@@ -44,9 +44,10 @@ def ha_cluster() -> Iterator[BreakableCluster]:
 async def served_again(cluster: BreakableCluster, slot: int, old: ClusterNode) -> float:
     """When a node other than ``old`` serves ``slot`` (polled every 100 ms)."""
     async with asyncio.timeout(15):
-        while (await asyncio.to_thread(cluster.owner, slot)) is old:
-            await asyncio.sleep(0.1)  # noqa: ASYNC110 (polling another process)
-    return time.monotonic()
+        while True:
+            if (await asyncio.to_thread(cluster.owner, slot)) is not old:
+                return time.monotonic()
+            await asyncio.sleep(0.1)
 
 
 async def test_master_failover_under_traffic(
@@ -84,4 +85,51 @@ async def test_master_failover_under_traffic(
     # Only the failed shard's streams were affected: g2 lives elsewhere unless it shares it.
     if ha_cluster.owner(key_slot(f"{prefix}g:g2".encode())).port != victim.port:
         assert reports["g2"].lost == 0
+    await close_all(members)
+
+
+def migrate_slot(cluster: BreakableCluster, slot: int, to: ClusterNode) -> None:
+    """Move ``slot`` and its keys to ``to``: IMPORTING, MIGRATING, MIGRATE, then SETSLOT NODE
+    everywhere (the source then pushes ``sunsubscribe`` to its shard-channel subscribers)."""
+    source = cluster.owner(slot)
+    src, dst = source.client(), to.client()
+    dst.execute_command("CLUSTER SETSLOT", slot, "IMPORTING", source.node_id)
+    src.execute_command("CLUSTER SETSLOT", slot, "MIGRATING", to.node_id)
+    while keys := src.execute_command("CLUSTER GETKEYSINSLOT", slot, 100):
+        src.execute_command("MIGRATE", "127.0.0.1", to.port, "", 0, 5000, "KEYS", *keys)
+    for node in cluster.masters:
+        node.client().execute_command("CLUSTER SETSLOT", slot, "NODE", to.node_id)
+
+
+async def test_a_slot_in_use_migrates_under_traffic(
+    ha_cluster: BreakableCluster, launch: LaunchNode, prefix
+):
+    """The slot of a busy group's channel moves to another master while its members talk:
+    the bridge follows it (sunsubscribe pushed, MOVED/ASK on publish), and history moved with
+    the keys fills what it missed, or a resync announces it."""
+    a = launch(ha_cluster.url, "nodeA")
+    b = launch(ha_cluster.url, "nodeB")
+    members, publishers = await open_members({"A": a.ws, "B": b.ws}, per_node=5)
+    channel = f"{prefix}g:g1"
+    slot = key_slot(channel.encode())
+    source = ha_cluster.owner(slot)
+    target = next(m for m in ha_cluster.masters if m.port != source.port)
+    start = time.monotonic()
+    traffic = asyncio.create_task(run_publishers(publishers, start + 9))
+    await asyncio.sleep(3)
+    await asyncio.to_thread(migrate_slot, ha_cluster, slot, target)
+    moved = time.monotonic()
+    await traffic
+    await asyncio.sleep(1.5)
+    subscribers = target.client().execute_command("PUBSUB SHARDNUMSUB", channel)
+    assert_no_closes(members)
+    healthy = moved + 2.0
+    reports = assert_delivery(members, publishers, healthy_after=healthy)
+    assert errors_after(publishers, healthy) == []
+    figure(
+        "slot migration: messages expected / lost (all announced)",
+        f"{sum(r.expected for r in reports.values())} / {sum(r.lost for r in reports.values())}",
+    )
+    figure("slot migration: resync reasons", ", ".join(sorted(reasons(everyone(members)))) or "-")
+    assert subscribers == [channel.encode(), 2]  # both nodes subscribe on the new owner
     await close_all(members)
