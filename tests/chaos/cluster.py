@@ -25,9 +25,17 @@ class ClusterNode:
     port: int
     node_id: str
     pid: int
+    _client: redis.Redis | None = None
 
     def client(self) -> redis.Redis:
-        return redis.Redis.from_url(self.url)
+        """One client per node, closed with the cluster."""
+        if self._client is None:
+            self._client = redis.Redis.from_url(self.url, socket_timeout=2)
+        return self._client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
 
 
 @dataclass
@@ -73,11 +81,12 @@ def cluster_with_replicas(
                     cwd=workdir / str(n),
                 )
             )
-            client = redis.Redis.from_url(url)
-            info = client.info("server")
-            node_id = client.execute_command("CLUSTER MYID").decode()
+            with redis.Redis.from_url(url) as client:
+                info = client.info("server")
+                node_id = client.execute_command("CLUSTER MYID").decode()
             port = int(url.rsplit(":", 1)[1])
             nodes.append(ClusterNode(url, port, node_id, int(info["process_id"])))
+            stack.callback(nodes[-1].close)
             if n:
                 nodes[0].client().execute_command("CLUSTER MEET", "127.0.0.1", port, bus)
         primaries, secondaries = nodes[:masters], nodes[masters:]

@@ -131,5 +131,5 @@ async def test_a_slot_in_use_migrates_under_traffic(
         f"{sum(r.expected for r in reports.values())} / {sum(r.lost for r in reports.values())}",
     )
     figure("slot migration: resync reasons", ", ".join(sorted(reasons(everyone(members)))) or "-")
-    assert subscribers == [channel.encode(), 2]  # both nodes subscribe on the new owner
+    assert subscribers == [(channel.encode(), 2)]  # both nodes subscribe on the new owner
     await close_all(members)
