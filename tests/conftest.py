@@ -259,7 +259,10 @@ def node_launcher(log_dir: Path, prefix: str) -> Iterator[Callable[..., NodeProc
     """Start ``aether-bridge serve`` subprocesses; all are stopped on exit."""
     started: list[NodeProcess] = []
 
-    def start(*args: str, env: dict[str, str] | None = None, wait: bool = True) -> NodeProcess:
+    def start(
+        *args: str, env: dict[str, str] | None = None, wait: bool = True, cwd: Path = ROOT
+    ) -> NodeProcess:
+        """``cwd``: where ``python -m bridge.cli`` finds the packages (another build's copy)."""
         port = free_port()
         log = log_dir / f"node-{port}.log"
         full_env = {
@@ -272,7 +275,7 @@ def node_launcher(log_dir: Path, prefix: str) -> Iterator[Callable[..., NodeProc
         command = [sys.executable, "-m", "bridge.cli", "serve", "--port", str(port), *args]
         with log.open("wb") as out:
             proc = subprocess.Popen(
-                command, env=full_env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT
+                command, env=full_env, stdout=out, stderr=subprocess.STDOUT, cwd=cwd
             )
         node = NodeProcess(proc, port, log)
         started.append(node)
