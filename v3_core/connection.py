@@ -49,7 +49,7 @@ class RecoveryGate:
     def __init__(self, since: dict[str, Position]) -> None:
         self.since = since  # channel -> the position the client last saw
         self.held: list[Outgoing] | None = []  # None once released
-        self.replayed: dict[str, int] = {}  # channel -> the newest offset the replay sent
+        self.replayed: dict[str, Position] = {}  # channel -> the newest the replay sent
 
     def admit(self, message: Outgoing) -> bool:
         """False for a message to hold or to drop; True for one to send now."""
@@ -57,10 +57,11 @@ class RecoveryGate:
             self.held.append(message)
             return False
         upto = self.replayed.get(message.channel)
-        if upto is None or message.position is None:
+        position = message.position
+        if upto is None or position is None:
             return True
-        if message.position.offset > upto:
-            del self.replayed[message.channel]  # live has caught up with the replay
+        if position.epoch != upto.epoch or position.offset > upto.offset:
+            del self.replayed[message.channel]  # live is past the replay (or a new epoch)
             return True
         return False
 
@@ -255,11 +256,11 @@ class Connection:
         gate = self._gate
         return gate.since if gate is not None and gate.held is not None else None
 
-    async def replay(self, messages: list[Outgoing], replayed: dict[str, int]) -> None:
+    async def replay(self, messages: list[Outgoing], replayed: dict[str, Position]) -> None:
         """Send ``messages`` ahead of the live ones held meanwhile, then release those.
 
         The replay waits for the socket instead of queueing (a thousand messages may not fit
-        the queue's bound); ``replayed`` (channel -> newest offset sent) drops live copies.
+        the queue's bound); ``replayed`` (channel -> newest position sent) drops live copies.
         """
         gate = self._gate
         assert gate is not None, "replay() is for a connection that recovers"

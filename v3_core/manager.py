@@ -614,7 +614,7 @@ class ConnectionManager:
             return_exceptions=True,
         )
         replay: list[Outgoing | None] = []
-        replayed: dict[str, int] = {}
+        replayed: dict[str, Position] = {}
         for channel, read in zip(channels, reads, strict=True):
             position = since[channel]
             if isinstance(read, BaseException):
@@ -625,8 +625,8 @@ class ConnectionManager:
                 self.stats.recoveries_recovered += 1
                 found = [m for m in read[1] if m.position and m.position.offset > position.offset]
                 replay.extend(self._replayed(conn, m) for m in found)
-                last = found[-1].position if found else position
-                replayed[channel] = last.offset if last else position.offset
+                last = found[-1].position if found else None
+                replayed[channel] = last or position
                 continue
             else:
                 self.stats.recovery_gaps += 1

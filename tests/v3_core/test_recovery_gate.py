@@ -57,7 +57,8 @@ def test_each_missed_message_once_in_order_whatever_the_interleaving(case):
         for offset in range(k, j):
             conn.deliver(message(offset))
         assert sender.received == []  # held until the replay is sent
-        await conn.replay([message(o) for o in range(s + 1, m + 1)], {CHANNEL: max(s, m)})
+        replayed = {CHANNEL: Position("e", max(s, m))}
+        await conn.replay([message(o) for o in range(s + 1, m + 1)], replayed)
         for offset in range(j, n + 1):
             conn.deliver(message(offset))
         await conn.aclose()
@@ -66,3 +67,24 @@ def test_each_missed_message_once_in_order_whatever_the_interleaving(case):
     received = asyncio.run(run())
     assert [r for r in received if r != "reply"] == [str(o) for o in range(s + 1, n + 1)]
     assert received.count("reply") == 1
+
+
+async def test_after_a_replay_a_new_epoch_is_not_mistaken_for_copies():
+    """History expired (or Redis restarted empty) after the replay: the new epoch starts at
+    offset 1 again, below what was replayed, and must still be delivered."""
+    sender = RecordingSender()
+    conn = Connection(
+        conn_id=ConnId("c1"),
+        group_id="g",
+        client_id="alice",
+        sender=sender,
+        dialect=V3Dialect(),
+        limits=QueueLimits(),
+        recover={CHANNEL: Position("e", 2)},
+    )
+    conn.start_writer()
+    await conn.replay([message(3), message(4)], {CHANNEL: Position("e", 4)})
+    for offset in (1, 2):
+        conn.deliver(Outgoing(f"new {offset}", CHANNEL, Position("f", offset)))
+    assert sender.received == ["3", "4", "new 1", "new 2"]
+    await conn.aclose()
