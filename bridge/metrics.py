@@ -27,9 +27,6 @@ _COUNTERS = {
     "discontinuities": "broker reconnects announced to clients as resync",
     "slow_consumers": "connections closed because they did not read fast enough",
     "presence_expired": "clients whose presence expired (their node stopped refreshing)",
-    "recoveries_asked": "streams a reconnecting client asked to recover (V3 recover=, legacy)",
-    "messages_replayed": "messages (and resync notices) sent to recovering clients",
-    "legacy_positions_saved": "legacy connections that left their stream positions on ending",
     "broker_unreadable": "messages from the broker this node could not read, dropped (another "
     "release's envelope format, or a body that is not a V3 message)",
 }
@@ -63,15 +60,25 @@ class ManagerCollector(Collector):
         )
 
     def _recovery(self) -> Iterator[Metric]:
-        stats, fills = self._manager.stats, self._manager.streams.stats
+        stats, fills = self._manager.recovery.stats, self._manager.streams.stats
+        for name, value, help_text in (
+            ("recoveries_asked", stats.asked, "streams reconnecting clients asked to recover"),
+            ("messages_replayed", stats.replayed, "messages and resync notices replayed"),
+            (
+                "legacy_positions_saved",
+                stats.legacy_positions_saved,
+                "legacy connections that left their stream positions on ending",
+            ),
+        ):
+            yield CounterMetricFamily(f"aether_{name}", help_text, value=value)
         recoveries = CounterMetricFamily(
             "aether_recoveries",
             "streams recovered for reconnecting clients, or not (a resync history-gap went out)",
             labels=["result"],
         )
-        recoveries.add_metric(["recovered"], stats.recoveries_recovered)
-        recoveries.add_metric(["history-gap"], stats.recovery_gaps)
-        recoveries.add_metric(["unavailable"], stats.recovery_unavailable)
+        recoveries.add_metric(["recovered"], stats.recovered)
+        recoveries.add_metric(["history-gap"], stats.gaps)
+        recoveries.add_metric(["unavailable"], stats.unavailable)
         yield recoveries
         gap_fills = CounterMetricFamily(
             "aether_gap_fills",

@@ -29,15 +29,12 @@ from .presence import (
     resync_notice,
 )
 from .ratelimit import RateLimit, may_be_heartbeat
+from .recovery import ClientRecovery
 from .registry import LocalRegistry
 from .routing import ECHO, Channels, Envelope, UnreadableEnvelope
 from .streams import (
     Position,
     StreamName,
-    covers,
-    earliest,
-    format_positions,
-    parse_stored,
     with_position,
 )
 
@@ -86,12 +83,6 @@ class ManagerStats:
     discontinuities: int = 0
     slow_consumers: int = 0
     presence_expired: int = 0
-    recoveries_asked: int = 0  # streams named by recover= (V3) or stored positions (legacy)
-    recoveries_recovered: int = 0
-    recovery_gaps: int = 0  # streams history could not cover (a resync went out)
-    recovery_unavailable: int = 0  # streams whose history could not be read
-    messages_replayed: int = 0
-    legacy_positions_saved: int = 0
     broker_unreadable: int = 0  # messages from the broker this node could not read (dropped)
 
 
@@ -127,6 +118,15 @@ class ConnectionManager:
         self.history = backends.broker.history
         self.streams = NodeStreams(
             self._broker, self._decode, self._deliver_message, self._announce_gap
+        )
+        self.recovery = ClientRecovery(
+            self._broker,
+            backends.cursors,
+            channels=channels,
+            streams=self.streams,
+            v3=self.v3,
+            node_id=node_id,
+            decode=self._decode,
         )
         self._subscribing: dict[str, asyncio.Future[None]] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -242,28 +242,15 @@ class ConnectionManager:
             group_legacy=group_legacy,
             client_legacy=client_legacy,
             on_slow=self._count_slow,
-            recover=self._channels_of(group_id, client_id, recover) if recover else None,
+            recover=self.channels.by_channel(group_id, client_id, recover) if recover else None,
         )
         return Session(self, conn)
-
-    def _stream_channels(self, group_id: str, client_id: str) -> dict[StreamName, str]:
-        return {
-            "group": self.channels.group(group_id),
-            "client": self.channels.client(client_id),
-            "broadcast": self.channels.broadcast,
-        }
-
-    def _channels_of(
-        self, group_id: str, client_id: str, positions: dict[StreamName, Position]
-    ) -> dict[str, Position]:
-        channels = self._stream_channels(group_id, client_id)
-        return {channels[name]: position for name, position in positions.items()}
 
     async def open(self, conn: Connection) -> None:
         """Register, subscribe and announce ``conn``; Session calls this on entry."""
         group_id, client_id = conn.group_id, conn.client_id
         if conn.dialect is not self.v3 and self.history.enabled:
-            await self._take_positions(conn)
+            await self.recovery.take_positions(conn)
         # Checked and registered with no await between, so concurrent connects count each other.
         self._check_limits(client_id)
         channels = self._registry_channels(conn)
@@ -600,107 +587,11 @@ class ConnectionManager:
     # -- recovery ------------------------------------------------------------------------
 
     async def recover(self, conn: Connection) -> None:
-        """Send ``conn`` what it missed of the streams it named, then its held live messages.
-
-        A stream history cannot cover gets a ``resync`` (``history-gap``) in its place.
-        """
-        since = conn.recovering_since
-        if since is None:
-            return
-        channels = list(since)
-        self.stats.recoveries_asked += len(channels)
-        reads = await asyncio.gather(
-            *(self._broker.history_after(channel, since[channel]) for channel in channels),
-            return_exceptions=True,
-        )
-        replay: list[Outgoing | None] = []
-        replayed: dict[str, Position] = {}
-        for channel, read in zip(channels, reads, strict=True):
-            position = since[channel]
-            if isinstance(read, BaseException):
-                if not isinstance(read, BackendUnavailable):
-                    log.error("history read for %r failed", conn, exc_info=read)
-                self.stats.recovery_unavailable += 1
-            elif covers(read[0], position, self.history.size):
-                self.stats.recoveries_recovered += 1
-                found = [m for m in read[1] if m.position and m.position.offset > position.offset]
-                replay.extend(self._replayed(conn, m) for m in found)
-                last = found[-1].position if found else None
-                replayed[channel] = last or position
-                continue
-            else:
-                self.stats.recovery_gaps += 1
-            stream = self.channels.stream_name(channel)
-            notice = resync_notice("history-gap", stream)
-            replay.append(Outgoing(conn.dialect.render(Envelope(self.node_id, notice))))
-        sendable = [message for message in replay if message is not None]
-        self.stats.messages_replayed += len(sendable)
-        await conn.replay(sendable, replayed)
-
-    def _replayed(self, conn: Connection, message: BrokerMessage) -> Outgoing | None:
-        """One history message as ``conn``'s dialect shows it: rendered for this connection."""
-        try:
-            envelope = Envelope.unpack(message.data)
-        except UnreadableEnvelope as exc:
-            self._unreadable(message, exc)
-            return None
-        position = message.position
-        assert position is not None, "history messages have positions"
-        if conn.dialect is self.v3:
-            text = with_position(envelope.text, position)
-        else:
-            text = conn.dialect.render(envelope)
-        return Outgoing(text, message.channel, position)
-
-    async def _take_positions(self, conn: Connection) -> None:
-        """A legacy connection resumes where its client's last connection stopped, if one
-        left its positions: replay from the earliest, and use up the newest entry."""
-        try:
-            entries = await self._cursors.entries(conn.group_id, conn.client_id)
-            if not entries:
-                return
-            parsed = {key: parse_stored(text) for key, text in entries.items()}
-            newest = max(parsed, key=lambda key: sum(p.offset for p in parsed[key].values()))
-            await self._cursors.discard(conn.group_id, conn.client_id, newest)
-        except BackendUnavailable as exc:
-            log.warning("no stored positions for %r (%s): it starts live", conn, exc)
-            return
-        positions = earliest(list(parsed.values()))
-        if positions:
-            conn.hold_for_recovery(self._channels_of(conn.group_id, conn.client_id, positions))
+        """Send ``conn`` what it missed, then its held live messages (see ClientRecovery)."""
+        await self.recovery.recover(conn)
 
     async def leave_positions(self, conn: Connection) -> None:
-        """Store where a legacy connection stopped, for its client's next connect.
-
-        What it was sent is what this node delivered of each stream, less what still waited
-        in its queue (or behind its recovery). V3 clients keep their own positions.
-        """
-        if conn.dialect is self.v3 or not self.history.enabled or conn.left_positions:
-            return
-        conn.left_positions = True
-        recovering = conn.recovering_since or {}
-        waiting: dict[str, Position] = {}  # channel -> oldest position not sent
-        for message in conn.undelivered():
-            if message.position is not None:
-                waiting.setdefault(message.channel, message.position)
-        positions: dict[StreamName, Position] = {}
-        for name, channel in self._stream_channels(conn.group_id, conn.client_id).items():
-            if channel in recovering:  # its replay was never sent
-                positions[name] = recovering[channel]
-            elif (first := waiting.get(channel)) is not None:
-                positions[name] = Position(first.epoch, first.offset - 1)
-            elif (cursor := self.streams.cursors.get(channel)) is not None:
-                positions[name] = cursor
-        if not positions:
-            return
-        try:
-            await self._cursors.save(
-                conn.group_id, conn.client_id, conn.conn_id, format_positions(positions)
-            )
-        except BackendUnavailable as exc:
-            log.warning("could not store the positions of %r: %s", conn, exc)
-        else:
-            self.stats.legacy_positions_saved += 1
+        await self.recovery.leave_positions(conn)
 
     async def _keep_presence(self) -> None:
         loop = asyncio.get_running_loop()

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import orjson
 
 from .messages import MessageV3
-from .streams import StreamName
+from .streams import Position, StreamName
 
 ECHO = None  # route() result for a message that never leaves its connection
 
@@ -34,6 +34,21 @@ class Channels:
 
     def node(self, node_id: str) -> str:
         return f"{self.prefix}n:{node_id}"
+
+    def streams(self, group_id: str, client_id: str) -> dict[StreamName, str]:
+        """A connection's three streams and their channels."""
+        return {
+            "group": self.group(group_id),
+            "client": self.client(client_id),
+            "broadcast": self.broadcast,
+        }
+
+    def by_channel(
+        self, group_id: str, client_id: str, positions: dict[StreamName, Position]
+    ) -> dict[str, Position]:
+        """Positions named by stream (``recover=``) keyed by their channels instead."""
+        channels = self.streams(group_id, client_id)
+        return {channels[name]: position for name, position in positions.items()}
 
     def stream_name(self, channel: str) -> StreamName:
         """Which of a client's streams ``channel`` carries, as ``recover=`` names it."""
