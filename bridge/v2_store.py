@@ -16,16 +16,14 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 import redis.asyncio as aioredis
-import redis.exceptions
 from redis.typing import EncodableT, FieldT
 
-from v3_core.backends.redis_broker import redis_client
+from v3_core.backends.redis_broker import REDIS_ERRORS, redis_client
 from v3_core.errors import BackendUnavailable
 
 from .v2_policy import GLOBAL, Mode, V2Policy
 from .v2_usage import ClientDelta, ClientUsage, GroupUsage, UsageDelta, merge_into
 
-_ERRORS = (redis.exceptions.RedisError, OSError, TimeoutError)
 DEFAULT_USAGE_TTL = 30 * 86400.0
 _RECORD_CHUNK = 100  # commands per pipeline when recording usage (each ~50 µs to build)
 
@@ -170,7 +168,7 @@ class RedisV2Store:
     async def _call(self, pending: Any) -> Any:
         try:
             return await pending
-        except _ERRORS as exc:
+        except REDIS_ERRORS as exc:
             raise BackendUnavailable(f"V2 store call failed: {exc}") from exc
 
     async def aclose(self) -> None:

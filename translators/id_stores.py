@@ -8,16 +8,14 @@ from __future__ import annotations
 from typing import Literal, Protocol
 
 import redis.asyncio as aioredis
-import redis.exceptions
 
-from v3_core.backends.redis_broker import redis_client
+from v3_core.backends.redis_broker import REDIS_ERRORS, redis_client
 from v3_core.errors import BackendUnavailable
 
 POOL_SIZE = 32  # concurrent ID store calls; more wait for a connection (up to the timeout)
 
 Namespace = Literal["group", "client"]
 
-_ERRORS = (redis.exceptions.RedisError, OSError, TimeoutError)
 
 # KEYS[1] legacy -> vision key, KEYS[2] vision -> legacy key; ARGV[1] vision id, ARGV[2] legacy
 # id. Maps both ways unless the legacy id is mapped already; returns the Vision ID that won.
@@ -96,14 +94,14 @@ class RedisIdStore:
         keys = [self._key(namespace, "l", legacy), self._key(namespace, "v", vision_id)]
         try:
             winner = await self._put(keys, [vision_id, legacy])
-        except _ERRORS as exc:
+        except REDIS_ERRORS as exc:
             raise BackendUnavailable(f"ID store write failed: {exc}") from exc
         return _text(winner)
 
     async def _get(self, key: str) -> str | None:
         try:
             value = await self._redis.get(key)
-        except _ERRORS as exc:
+        except REDIS_ERRORS as exc:
             raise BackendUnavailable(f"ID store read failed: {exc}") from exc
         return None if value is None else _text(value)
 

@@ -1,8 +1,8 @@
 """Two real `aether-bridge serve` processes on a real three-master Redis Cluster.
 
 Contract section 1: ``redis+cluster://host:port[,host:port...]`` selects a Redis Cluster by its
-seed nodes. Each node is given a different single seed, so the two read pub/sub from different
-masters and everything they share goes through the cluster.
+seed nodes. Each node is given different seeds and finds the rest of the cluster from them;
+everything the two share goes through the cluster (shard channels on the masters that own them).
 """
 
 from __future__ import annotations

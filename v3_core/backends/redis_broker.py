@@ -35,7 +35,14 @@ from .redis_wire import RedisWire
 
 log = logging.getLogger("aether.broker")
 
-_REDIS_ERRORS = (redis.exceptions.RedisError, OSError, asyncio.TimeoutError)
+# What a Redis call can raise when Redis is unreachable, failing or moving (a cluster's own
+# errors, such as no reachable seed or an uncovered slot, do not derive from RedisError).
+REDIS_ERRORS = (
+    redis.exceptions.RedisError,
+    redis.exceptions.RedisClusterException,
+    OSError,
+    asyncio.TimeoutError,
+)
 _PROBE = b"probe "
 _MIN_BACKOFF, _MAX_BACKOFF = 0.05, 0.5  # reconnect delay, doubled per failure, plus jitter
 _WAKE = b"wake"  # on the node's own channel: makes the reader look at _recycle_reason now
@@ -248,7 +255,7 @@ class RedisBroker:
                 async with asyncio.timeout(self._timeout):
                     await self._publish_batch(batch)
             except Exception as exc:  # the flusher must outlive any failure, or publish hangs
-                if not isinstance(exc, _REDIS_ERRORS):
+                if not isinstance(exc, REDIS_ERRORS):
                     log.exception("unexpected error publishing to Redis")
                 # Replies of this batch may still arrive: only a new connection is in step.
                 await self._drop_publisher()
@@ -350,7 +357,7 @@ class RedisBroker:
                 return
             except _Dropped:
                 continue
-            except _REDIS_ERRORS as exc:
+            except REDIS_ERRORS as exc:
                 # The command may or may not have reached Redis: only a fresh connection is sure.
                 self._recycle(f"subscribe failed: {exc!r}")
                 raise BackendUnavailable(f"Redis subscribe failed: {exc!r}") from exc
@@ -361,7 +368,7 @@ class RedisBroker:
         if wire is not None and self.ready:
             try:
                 wire.send(("UNSUBSCRIBE", channel))
-            except _REDIS_ERRORS as exc:
+            except REDIS_ERRORS as exc:
                 self._recycle(f"unsubscribe failed: {exc!r}")
 
     def _recycle(self, reason: str) -> None:
@@ -381,7 +388,7 @@ class RedisBroker:
         while not self._closed:
             try:
                 wire, early, server = await self._connect()
-            except _REDIS_ERRORS as exc:
+            except REDIS_ERRORS as exc:
                 log.warning("Redis subscriber cannot connect: %r", exc)
             else:
                 backoff = _MIN_BACKOFF
@@ -396,7 +403,7 @@ class RedisBroker:
                         yield message
                     async for message in self._read(wire):
                         yield message
-                except (*_REDIS_ERRORS, _Recycle) as exc:
+                except (*REDIS_ERRORS, _Recycle) as exc:
                     log.warning("Redis subscriber lost its connection: %r", exc)
                 finally:
                     await self._disconnect(wire)
@@ -430,7 +437,7 @@ class RedisBroker:
         if stale := set(channels[1:]) - self._channels:
             try:
                 wire.send(("UNSUBSCRIBE", *stale))
-            except _REDIS_ERRORS as exc:
+            except REDIS_ERRORS as exc:
                 self._recycle(f"unsubscribe failed: {exc!r}")
         return wire, early, run_id
 
@@ -517,7 +524,7 @@ class RedisBroker:
             epoch, last = await asyncio.wait_for(
                 self._control.hmget(meta, ["epoch", "last"]), self._timeout
             )
-        except _REDIS_ERRORS as exc:
+        except REDIS_ERRORS as exc:
             raise BackendUnavailable(f"Redis history read failed: {exc!r}") from exc
         if epoch is None:
             return EMPTY
@@ -528,7 +535,7 @@ class RedisBroker:
     async def ping(self) -> None:
         try:
             await asyncio.wait_for(self._control.ping(), self._timeout)
-        except _REDIS_ERRORS as exc:
+        except REDIS_ERRORS as exc:
             raise BackendUnavailable(f"Redis ping failed: {exc!r}") from exc
         if not self.ready:
             raise BackendUnavailable("Redis subscriber is reconnecting")
@@ -555,7 +562,7 @@ async def read_history(
         epoch, last, entries = await asyncio.wait_for(
             script(list(history_keys(channel)), [after, policy.size]), timeout
         )
-    except _REDIS_ERRORS as exc:
+    except REDIS_ERRORS as exc:
         raise BackendUnavailable(f"Redis history read failed: {exc!r}") from exc
     epoch = _text(epoch)
     found = [

@@ -28,7 +28,7 @@ from v3_core.streams import EMPTY, HistoryPolicy, Position, StreamState
 
 from .base import RECONNECTED, RESTARTED, BrokerEvent, BrokerMessage, Discontinuity
 from .redis_broker import (
-    _REDIS_ERRORS,
+    REDIS_ERRORS,
     _framed,
     _Probes,
     _script,
@@ -44,6 +44,9 @@ log = logging.getLogger("aether.broker")
 
 _Publish = tuple[str, bytes, "asyncio.Future[None]"]
 
+# Replies that mean "not here, not now": the slot moved (MOVED), is moving (ASK), or its keys
+# are split mid-migration (TRYAGAIN). The call is retried through redis-py, which follows them.
+_REDIRECTED = ("MOVED", "ASK", "TRYAGAIN")
 _REROUTE_PAUSE = 0.2  # seconds between attempts to place channels while a slot has no owner
 
 
@@ -121,7 +124,7 @@ class ClusterBroker:
     async def ping(self) -> None:
         try:
             await asyncio.wait_for(self._cluster.ping(), self._timeout)
-        except _REDIS_ERRORS as exc:
+        except REDIS_ERRORS as exc:
             raise BackendUnavailable(f"Redis Cluster ping failed: {exc!r}") from exc
         if not self.ready:
             raise BackendUnavailable("Redis Cluster subscriber is moving channels")
@@ -147,7 +150,7 @@ class ClusterBroker:
                 async with asyncio.timeout(self._timeout):
                     await self._publish_batch(batch)
             except Exception as exc:  # the flusher must outlive any failure
-                if not isinstance(exc, (*_REDIS_ERRORS, BackendUnavailable)):
+                if not isinstance(exc, (*REDIS_ERRORS, BackendUnavailable)):
                     log.exception("unexpected error publishing to Redis Cluster")
                 _settle(batch, BackendUnavailable(f"Redis Cluster publish failed: {exc!r}"))
 
@@ -168,7 +171,7 @@ class ClusterBroker:
                         await self._append(keys, [channel, data, *self._history_args])
                     else:
                         await self._cluster.spublish(channel, data)
-                except _REDIS_ERRORS as exc:
+                except REDIS_ERRORS as exc:
                     _settle([(channel, data, future)], BackendUnavailable(repr(exc)))
                 else:
                     _settle([(channel, data, future)], None)
@@ -192,7 +195,7 @@ class ClusterBroker:
             replies: list[Any] = []
             while len(replies) < len(items):
                 replies.extend(await wire.replies())
-        except _REDIS_ERRORS as exc:
+        except REDIS_ERRORS as exc:
             self._map_stale = True
             self._publishers.pop(name, None)
             if wire is not None:
@@ -202,7 +205,7 @@ class ClusterBroker:
             return []
         moved = []
         for item, reply in zip(items, replies, strict=True):
-            if isinstance(reply, Exception) and str(reply).startswith(("MOVED", "ASK")):
+            if isinstance(reply, Exception) and str(reply).startswith(_REDIRECTED):
                 moved.append(item)
             elif isinstance(reply, Exception):
                 _settle([item], BackendUnavailable(f"Redis Cluster publish failed: {reply!r}"))
@@ -227,7 +230,7 @@ class ClusterBroker:
             epoch, last = await asyncio.wait_for(
                 self._cluster.hmget(meta, ["epoch", "last"]), self._timeout
             )
-        except _REDIS_ERRORS as exc:
+        except REDIS_ERRORS as exc:
             raise BackendUnavailable(f"Redis history read failed: {exc!r}") from exc
         return EMPTY if epoch is None else Position(_text(epoch), int(last or 0))
 
@@ -261,7 +264,7 @@ class ClusterBroker:
                 return
             except _Moved:
                 await self._refresh_map()
-            except (_Dropped, *_REDIS_ERRORS) as exc:
+            except (_Dropped, *REDIS_ERRORS) as exc:
                 log.debug("placing %s: %r; trying again", channel, exc)
                 await asyncio.sleep(_REROUTE_PAUSE)
                 await self._refresh_map()
@@ -275,7 +278,7 @@ class ClusterBroker:
     def _leave(self, shard: _Shard, channel: str) -> None:
         shard.channels.discard(channel)
         shard.leaving.add(channel)
-        with contextlib.suppress(*_REDIS_ERRORS):
+        with contextlib.suppress(*REDIS_ERRORS):
             shard.wire.send(("SUNSUBSCRIBE", channel))
 
     # -- shards --------------------------------------------------------------------------
@@ -292,7 +295,7 @@ class ClusterBroker:
         refresh = self._cluster.initialize() if first else self._cluster.nodes_manager.initialize()
         try:
             await asyncio.wait_for(refresh, self._timeout)
-        except _REDIS_ERRORS as exc:
+        except REDIS_ERRORS as exc:
             raise BackendUnavailable(f"Redis Cluster slot map: {exc!r}") from exc
         self._map_stale = False
         self._map_ready.set()
@@ -364,7 +367,7 @@ class ClusterBroker:
             await self._drop(shard)
 
     async def _send_probe(self, channel: str, data: bytes) -> None:
-        with contextlib.suppress(*_REDIS_ERRORS):
+        with contextlib.suppress(*REDIS_ERRORS):
             await self._cluster.spublish(channel, data)
 
     def _dispatch(
@@ -411,7 +414,7 @@ class ClusterBroker:
             log.warning("Redis Cluster shard %s: %r", shard.name, error)
             return
         _, future = shard.pending.popleft()
-        moved = str(error).startswith(("MOVED", "ASK"))
+        moved = str(error).startswith(_REDIRECTED)
         if not future.done():
             future.set_exception(_Moved(str(error)) if moved else _Dropped(str(error)))
 
@@ -423,32 +426,37 @@ class ClusterBroker:
                 future.set_exception(_Dropped("shard connection lost"))
         with contextlib.suppress(Exception):
             await asyncio.wait_for(shard.wire.aclose(), self._timeout)
-        # The channel may now live on another node (a failover): its data there may lag what
-        # this node already delivered, so it counts as a restart: announce, never assume.
-        self._move(list(shard.channels), RESTARTED)
+        # Back on the same node (a dropped connection): its history is intact, so the gap is
+        # filled. On another node (a failover), whose data may lag what this node delivered,
+        # it counts as a restart: announce, never assume.
+        self._move(list(shard.channels), RESTARTED, same_node=shard.name)
 
-    def _move(self, channels: list[str], reason: str) -> None:
+    def _move(self, channels: list[str], reason: str, same_node: str | None = None) -> None:
         wanted = [c for c in channels if c in self._wanted and c not in self._rerouting]
         if not wanted:
             return
         self._rerouting.update(wanted)
-        self._spawn(self._reroute(wanted, reason), "reroute")
+        self._spawn(self._reroute(wanted, reason, same_node), "reroute")
 
-    async def _reroute(self, channels: list[str], reason: str) -> None:
-        """Place ``channels`` again (retrying while the cluster elects), then announce."""
+    async def _reroute(self, channels: list[str], reason: str, same_node: str | None) -> None:
+        """Place ``channels`` again (retrying while the cluster elects), then announce: as
+        RECONNECTED those that came back to ``same_node``, as ``reason`` the others."""
         try:
             while not self._closed:
                 try:
                     await self._refresh_map()
                     await asyncio.gather(*(self._place(c) for c in channels if c in self._wanted))
                     break
-                except (*_REDIS_ERRORS, BackendUnavailable) as exc:
+                except (*REDIS_ERRORS, BackendUnavailable) as exc:
                     log.debug("rerouting %d channels: %r", len(channels), exc)
                     await asyncio.sleep(_REROUTE_PAUSE)
         finally:
             self._rerouting.difference_update(channels)
-        log.warning("Redis Cluster: %d channels moved (%s)", len(channels), reason)
-        self._events.put_nowait(Discontinuity(reason, frozenset(channels)))
+        back = {c for c in channels if same_node is not None and self._owner(c)[0] == same_node}
+        for kind, moved in ((RECONNECTED, back), (reason, set(channels) - back)):
+            if moved:
+                log.warning("Redis Cluster: %d channels placed again (%s)", len(moved), kind)
+                self._events.put_nowait(Discontinuity(kind, frozenset(moved)))
 
     def _spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
         task = asyncio.create_task(coro, name=name)

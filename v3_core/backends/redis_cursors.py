@@ -10,13 +10,10 @@ from __future__ import annotations
 import asyncio
 import time
 
-import redis.exceptions
-
 from v3_core.errors import BackendUnavailable
 
-from .redis_broker import redis_client
+from .redis_broker import REDIS_ERRORS, redis_client
 
-_ERRORS = (redis.exceptions.RedisError, OSError, TimeoutError)
 POOL_SIZE = 16  # concurrent calls: saves at shutdown, reads on legacy connects
 
 
@@ -38,7 +35,7 @@ class RedisCursorStore:
                 pipe.hset(key, conn_id, value)
                 pipe.pexpire(key, max(1, round(self.ttl * 1000)))
                 await asyncio.wait_for(pipe.execute(), self._timeout)
-        except _ERRORS as exc:
+        except REDIS_ERRORS as exc:
             raise BackendUnavailable(f"Redis cursor save failed: {exc!r}") from exc
 
     async def entries(self, group_id: str, client_id: str) -> dict[str, str]:
@@ -46,7 +43,7 @@ class RedisCursorStore:
             held = await asyncio.wait_for(
                 self._redis.hgetall(self._key(group_id, client_id)), self._timeout
             )
-        except _ERRORS as exc:
+        except REDIS_ERRORS as exc:
             raise BackendUnavailable(f"Redis cursor read failed: {exc!r}") from exc
         now = time.time()
         found: dict[str, str] = {}
@@ -61,7 +58,7 @@ class RedisCursorStore:
             await asyncio.wait_for(
                 self._redis.hdel(self._key(group_id, client_id), conn_id), self._timeout
             )
-        except _ERRORS as exc:
+        except REDIS_ERRORS as exc:
             raise BackendUnavailable(f"Redis cursor discard failed: {exc!r}") from exc
 
     async def aclose(self) -> None:

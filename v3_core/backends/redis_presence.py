@@ -12,17 +12,15 @@ from importlib import resources
 from typing import Any
 
 import redis.asyncio as aioredis
-import redis.exceptions
 from redis.commands.core import AsyncScript
 
 from v3_core.errors import BackendUnavailable
 
-from .redis_broker import redis_client
+from .redis_broker import REDIS_ERRORS, redis_client
 from .redis_url import is_cluster
 
 _TOUCH_CHUNK = 100  # connections refreshed per script call, and about as many per pipeline
 _SWEEP_CHUNK = 50  # groups swept per pipeline
-_ERRORS = (redis.exceptions.RedisError, OSError, TimeoutError)
 POOL_SIZE = 32  # concurrent presence calls; more wait for a connection (up to the timeout)
 _ScriptCall = tuple[list[str], list[str | int]]  # a script's KEYS and ARGV
 
@@ -58,14 +56,14 @@ class RedisPresenceStore:
         keys = [self._group_key(group_id), self._client_prefix(group_id) + client_id]
         try:
             return bool(await self._add(keys, [client_id, conn_id, self._ttl_ms]))
-        except _ERRORS as exc:
+        except REDIS_ERRORS as exc:
             raise BackendUnavailable(f"presence add failed: {exc}") from exc
 
     async def remove(self, group_id: str, client_id: str, conn_id: str) -> bool:
         keys = [self._group_key(group_id), self._client_prefix(group_id) + client_id]
         try:
             return bool(await self._remove(keys, [client_id, conn_id]))
-        except _ERRORS as exc:
+        except REDIS_ERRORS as exc:
             raise BackendUnavailable(f"presence remove failed: {exc}") from exc
 
     async def touch(self, entries: list[tuple[str, str, str]]) -> None:
@@ -76,7 +74,7 @@ class RedisPresenceStore:
             for chunk in _chunks(_per_group(entries, _TOUCH_CHUNK), _TOUCH_CHUNK):
                 calls = [self._touch_call(group_id, members) for group_id, members in chunk]
                 await self._run_scripts(self._touch, calls)
-        except _ERRORS as exc:
+        except REDIS_ERRORS as exc:
             raise BackendUnavailable(f"presence refresh failed: {exc}") from exc
 
     def _touch_call(self, group_id: str, members: list[tuple[str, str]]) -> _ScriptCall:
@@ -104,7 +102,7 @@ class RedisPresenceStore:
     async def members(self, group_id: str) -> list[str]:
         try:
             found = await self._members([self._group_key(group_id)])
-        except _ERRORS as exc:
+        except REDIS_ERRORS as exc:
             raise BackendUnavailable(f"presence lookup failed: {exc}") from exc
         return sorted(member.decode() for member in found)
 
@@ -112,7 +110,7 @@ class RedisPresenceStore:
         keys = [self._group_key(group_id)]
         try:
             gone = await self._expire(keys, [self._client_prefix(group_id)])
-        except _ERRORS as exc:
+        except REDIS_ERRORS as exc:
             raise BackendUnavailable(f"presence sweep failed: {exc}") from exc
         return sorted(member.decode() for member in gone)
 
@@ -130,7 +128,7 @@ class RedisPresenceStore:
                 results = await self._run_scripts(self._expire, calls)
                 for group_id, found in zip(chunk, results, strict=True):
                     gone += ((group_id, m.decode()) for m in sorted(found))
-        except _ERRORS as exc:
+        except REDIS_ERRORS as exc:
             raise BackendUnavailable(f"presence sweep failed: {exc}") from exc
         return gone
 
