@@ -130,10 +130,12 @@ async def handle_socket(
                 state.v2_control.track, greeted=greeting is not None
             )
     except ConnectionRejected as rejection:
-        await reject(send, rejection, accepted=False)
+        await reject(send, rejection, accepted=False, subprotocol=credentials.subprotocol)
         return
+    # The bearer subprotocol a client offered is accepted back, with or without a token
+    # policy: a client whose offer is not answered must fail the handshake (RFC 6455).
+    options["subprotocol"] = credentials.subprotocol
     if state.token_policy is not None:
-        options["subprotocol"] = credentials.subprotocol
         options["expires_at"] = expires_at
     await serve_socket(state.manager, receive, send, **options)
 
@@ -206,10 +208,16 @@ async def legacy_ids(mapper: IdMapper, group_id: str, client_id: str) -> tuple[s
     return group or "", client or ""
 
 
-async def reject(send: Send, rejection: ConnectionRejected, *, accepted: bool) -> None:
-    """Accept, then close with the code and reason: browsers only show reasons after accept."""
+async def reject(
+    send: Send, rejection: ConnectionRejected, *, accepted: bool, subprotocol: str | None = None
+) -> None:
+    """Accept, then close with the code and reason: browsers only show reasons after accept.
+
+    ``subprotocol``: the one the client offered (its token's), echoed so the handshake
+    completes and the client sees the close code, not a failed handshake (1006).
+    """
     if not accepted:
-        await send({"type": "websocket.accept"})
+        await send({"type": "websocket.accept", "subprotocol": subprotocol})
     await send(
         {"type": "websocket.close", "code": rejection.close_code, "reason": rejection.reason}
     )
@@ -263,7 +271,7 @@ async def serve_socket(
                 except ConnectionRejected as ended:  # rate limit (4529), token expiry (4501)
                     await reject(send, ended, accepted=True)
     except ConnectionRejected as rejection:
-        await reject(send, rejection, accepted=False)
+        await reject(send, rejection, accepted=False, subprotocol=subprotocol)
 
 
 async def _receive_until(

@@ -119,6 +119,26 @@ async def test_no_token_and_a_bad_token_are_refused_with_4501(server: RunningSer
     assert await close_of(legacy) == (4501, "the token is for another client_id")
 
 
+async def test_a_refusal_by_subprotocol_completes_the_handshake_so_the_code_is_seen(
+    server: RunningServer,
+) -> None:
+    """A client that offered the bearer subprotocol must have it echoed even when refused:
+    else it fails the handshake (browsers do, as RFC 6455 says) and sees 1006, not 4501."""
+    for path, why in (
+        ("/v3/ws/group/g1/client/alice", "the token has expired"),
+        ("/v3/ws/group/g1/client/alice?recover=nonsense", "recover"),
+    ):
+        ttl = -1 if "expired" in why else 60
+        ws = await connect(
+            server.ws,
+            path,
+            subprotocols=[BEARER_SUBPROTOCOL, token(ttl=ttl)],  # type: ignore[list-item]
+        )
+        assert ws.subprotocol == BEARER_SUBPROTOCOL
+        code, reason = await close_of(ws)
+        assert (code, why in (reason or "")) == (4501 if ttl < 0 else 1008, True)
+
+
 async def test_a_good_token_opens_the_socket_by_query_and_by_subprotocol(start_node) -> None:
     """On a real ``aether-bridge serve`` at log level info: the token is in no log line."""
     env = {"AETHER_AUTH_SECRET": SECRET, "AETHER_AUTH_AUDIENCE": AUDIENCE}
