@@ -156,6 +156,26 @@ def ab_pairs(sessions: Iterable[SessionResult], a: str, b: str) -> list[Pair]:
     return pairs
 
 
+def active_us_per_delivery(step: StepResult, nodes: Sequence[int]) -> float:
+    """CPU of ``nodes`` only (the side that carried the step) per delivery, in µs."""
+    if not step.in_window:
+        return math.nan
+    return (
+        sum(step.node_cpu_ns[n] for n in nodes if n < len(step.node_cpu_ns)) / 1000 / step.in_window
+    )
+
+
+def history_ratios(
+    pairs: Sequence[Pair], a_nodes: Sequence[int], b_nodes: Sequence[int]
+) -> list[float]:
+    """B's CPU per delivery over A's, each counting its own nodes only, pair by pair."""
+    ratios = []
+    for pair in pairs:
+        a, b = active_us_per_delivery(pair.a, a_nodes), active_us_per_delivery(pair.b, b_nodes)
+        ratios.append(b / a if a and not math.isnan(a) and not math.isnan(b) else math.nan)
+    return ratios
+
+
 def median_ratio(pairs: Sequence[Pair]) -> float:
     """The median of the per-pair ratios: one slow pair (a stall, a burst of steal) moves it
     by at most one rank, where it would move a ratio of sums by its whole size."""

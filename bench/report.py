@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import platform
+import statistics
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from importlib import metadata
@@ -13,14 +14,22 @@ from bench.figures import (
     Pair,
     Table,
     ab_pairs,
+    active_us_per_delivery,
+    history_ratios,
     median_ratio,
     pooled_ratio,
     pooled_us_per_delivery,
     step_figures,
 )
-from bench.measured import SessionResult
+from bench.measured import SessionResult, StepResult
 from bench.procs import machine_info
-from bench.scenarios import LEGACY_PAIR, Scenario
+from bench.scenarios import (
+    HISTORY_NODES,
+    HISTORY_PAIR,
+    LEGACY_PAIR,
+    Scenario,
+    history_rate,
+)
 from bench.targets import target_rows
 
 PACKAGES = ("websockets", "uvicorn", "fastapi", "redis", "python-socketio", "uvloop", "orjson")
@@ -156,7 +165,86 @@ def _steps_section(table: Table, scenario: Scenario, systems: Sequence[str]) -> 
         lines += _table(STEP_COLUMNS, rows)
         lines += _ratios(table, scenario.name, step.name, "project")
         lines += _hops(table, scenario.name, step.name, systems)
+    lines += _history_section(table, scenario)
     return lines
+
+
+HISTORY_SYSTEMS = ("project", "project-nohistory")  # (on, off)
+
+HISTORY_COLUMNS = (
+    "step",
+    "server µs/delivery on",
+    "off",
+    "on/off (medians)",
+    "on/off per round",
+    "redis µs/delivery on",
+    "off",
+    "server + redis on/off",
+    "on vs python-socketio",
+)
+
+
+def _div(a: float, b: float) -> float:
+    return a / b if b and not math.isnan(a) and not math.isnan(b) else math.nan
+
+
+def history_rounds(table: Table, scenario: str, step: str) -> list[float]:
+    """On/off server CPU per delivery of each round: the n-th session of ``project`` against
+    the n-th of ``project-nohistory``, which ran next to it (empty if a session failed)."""
+    on, off = (table.session_results(scenario, s) for s in HISTORY_SYSTEMS)
+    if len(on) != len(off):
+        return []
+    ratios = []
+    for a, b in zip(on, off, strict=True):
+        sa, sb = a.step(step), b.step(step)
+        if sa is not None and sb is not None:
+            ratios.append(_div(sa.server_cpu_us_per_delivery, sb.server_cpu_us_per_delivery))
+    return ratios
+
+
+def _history_section(table: Table, scenario: Scenario) -> list[str]:
+    """History and recovery on (``project``) against off (``project-nohistory``), per step.
+
+    Server CPU is the nodes' alone, as in every table; history also costs Redis (each
+    message is appended to a stream in the script that publishes it), shown beside it.
+    """
+    rows = []
+    for step in scenario.steps:
+        on, off = (table.step(scenario.name, s, step.name) for s in HISTORY_SYSTEMS)
+        if on is None or off is None:
+            continue
+        rounds = history_rounds(table, scenario.name, step.name)
+        redis = [_div(f["redis_cores"], f["deliveries_per_s"]) * 1e6 for f in (on, off)]
+        total_on = on["cpu_us_per_delivery"] + redis[0]
+        total_off = off["cpu_us_per_delivery"] + redis[1]
+        socketio = table.get(scenario.name, "socketio", step.name, "cpu_us_per_delivery")
+        rows.append(
+            [
+                step.name,
+                _fmt(on["cpu_us_per_delivery"], 2),
+                _fmt(off["cpu_us_per_delivery"], 2),
+                _fmt(_div(on["cpu_us_per_delivery"], off["cpu_us_per_delivery"]), 3),
+                ", ".join(_fmt(r, 3) for r in rounds) or "–",
+                _fmt(redis[0], 2),
+                _fmt(redis[1], 2),
+                _fmt(_div(total_on, total_off), 3),
+                _fmt(_div(on["cpu_us_per_delivery"], socketio), 3),
+            ]
+        )
+    if not rows:
+        return []
+    return [
+        "",
+        f"### {scenario.title}: history on against off",
+        "",
+        "*on*: the project as it ships (history of 1,000 messages per stream); *off*: the same "
+        "code with `AETHER_HISTORY_SIZE=0`, run next to it in every round. Server CPU is the "
+        "nodes' own; Redis' share (redis cores ÷ deliveries/s) is apart, since the stream "
+        "append runs in Redis. *per round*: the ratio of the two neighbouring sessions of each "
+        "round. Target: on ≤ 1.15× off, and ≤ 0.3× python-socketio.",
+        "",
+        *_table(HISTORY_COLUMNS, rows),
+    ]
 
 
 HOP_COLUMNS = (
@@ -283,6 +371,122 @@ def _legacy_section(table: Table, scenario: Scenario) -> list[str]:
     ]
 
 
+HISTORY_AB_COLUMNS = (
+    "pair",
+    "order",
+    "off µs/delivery",
+    "on µs/delivery",
+    "on/off",
+    "off redis µs/delivery",
+    "on redis µs/delivery",
+    "off deliveries/s",
+    "on deliveries/s",
+    "off delivered",
+    "on delivered",
+    "off p99 ms",
+    "on p99 ms",
+)
+
+
+def _redis_us(step: StepResult) -> float:
+    return step.redis_cpu_ns / 1000 / step.in_window if step.in_window else math.nan
+
+
+def _history_ab_section(table: Table, scenario: Scenario) -> list[str]:
+    """One row per off/on pair of steps; each side's CPU counts its own two nodes only."""
+    sessions = table.session_results(scenario.name, "project")
+    every = ab_pairs(sessions, *HISTORY_PAIR)
+    if not every:
+        return []
+    off_nodes, on_nodes = (HISTORY_NODES[side] for side in HISTORY_PAIR)
+    several = len(sessions) > 1
+    group = len(scenario.conns) / len({c.group_id for c in scenario.conns})
+    step = scenario.steps[0]
+    steps = [f for p in every for f in (step_figures(p.a), step_figures(p.b))]
+    lines = [
+        "",
+        f"### {scenario.title}",
+        "",
+        "Nodes 0 and 1 run as shipped (history of 1,000 messages per stream), nodes 2 and 3 "
+        "with `AETHER_HISTORY_SIZE=0`; each pair holds its own clients and groups (of "
+        f"{group:.0f}), all connected throughout, and the steps alternate which side sends, "
+        f"{step.measure_s:g} s measured after {step.warmup_s:g} s warm-up, in the order off on, "
+        "on off, ... at each rate. µs/delivery: the CPU of the sending side's two nodes in the "
+        "step's window ÷ its deliveries; redis: Redis' CPU in the same window ÷ the same "
+        "deliveries (the stream append runs there). Noise meanwhile: other cores "
+        f"{_span([f['other_cores'] for f in steps], 2)}, steal cores "
+        f"{_span([f['steal_cores'] for f in steps], 2)}.",
+    ]
+    for rate in dict.fromkeys(history_rate(p.number) for p in every):
+        pairs = [p for p in every if history_rate(p.number) == rate]
+        lines += [
+            "",
+            f"{rate:,} deliveries/s ({rate / group:,.0f} messages/s):",
+            "",
+            *_history_ab_table(pairs, off_nodes, on_nodes, several, len(sessions)),
+        ]
+    return lines
+
+
+def _history_ab_table(
+    pairs: Sequence[Pair],
+    off_nodes: Sequence[int],
+    on_nodes: Sequence[int],
+    several: bool,
+    sessions: int,
+) -> list[str]:
+    ratios = history_ratios(pairs, off_nodes, on_nodes)
+    rows = []
+    for pair, ratio in zip(pairs, ratios, strict=True):
+        off, on = pair.a, pair.b
+        rows.append(
+            [
+                *([str(pair.session)] if several else []),
+                str(pair.number),
+                "off, on" if pair.a_first else "on, off",
+                _fmt(active_us_per_delivery(off, off_nodes), 2),
+                _fmt(active_us_per_delivery(on, on_nodes), 2),
+                _fmt(ratio, 3),
+                _fmt(_redis_us(off), 2),
+                _fmt(_redis_us(on), 2),
+                _fmt(off.deliveries_per_s, 0),
+                _fmt(on.deliveries_per_s, 0),
+                _fmt(off.delivery_ratio, 2, pct=True),
+                _fmt(on.delivery_ratio, 2, pct=True),
+                _fmt(off.latency_us.get("p99", math.nan) / 1000, 2),
+                _fmt(on.latency_us.get("p99", math.nan) / 1000, 2),
+            ]
+        )
+    found = [r for r in ratios if not math.isnan(r)]
+    deliveries = [
+        max(1, sum(p.a.in_window for p in pairs)),
+        max(1, sum(p.b.in_window for p in pairs)),
+    ]
+    node = [
+        sum(sum(p.a.node_cpu_ns[n] for n in off_nodes) for p in pairs) / deliveries[0] / 1000,
+        sum(sum(p.b.node_cpu_ns[n] for n in on_nodes) for p in pairs) / deliveries[1] / 1000,
+    ]
+    redis = [
+        sum(p.a.redis_cpu_ns for p in pairs) / deliveries[0] / 1000,
+        sum(p.b.redis_cpu_ns for p in pairs) / deliveries[1] / 1000,
+    ]
+    median = statistics.median(found) if found else math.nan
+    total = [node[0] + redis[0], node[1] + redis[1]]
+    return [
+        *_table(
+            (("session", *HISTORY_AB_COLUMNS) if several else HISTORY_AB_COLUMNS),
+            rows,
+        ),
+        "",
+        f"**on/off = {_fmt(median, 3)}×**, the median of the per-pair ratios over "
+        f"{len(pairs)} pairs of {sessions} session(s) (range {_span(found, 3)}). Summed CPU "
+        f"over summed deliveries: off {_fmt(node[0], 2)} µs, on {_fmt(node[1], 2)} µs, on/off "
+        f"{_fmt(_div(node[1], node[0]), 3)}×; with Redis' share added, off "
+        f"{_fmt(total[0], 2)} µs, on {_fmt(total[1], 2)} µs, on/off "
+        f"{_fmt(_div(total[1], total[0]), 3)}×.",
+    ]
+
+
 def _noisy_section(table: Table, scenario: Scenario) -> list[str]:
     rows = []
     for system in scenario.systems:
@@ -399,13 +603,15 @@ def render(
     for scenario in scenarios.values():
         if scenario.name == "legacy":  # eight near-identical steps: one table of pairs
             lines += _legacy_section(table, scenario)
+        elif scenario.name == "history":  # eight steps of two sides: one table of pairs
+            lines += _history_ab_section(table, scenario)
         elif scenario.name == "noisy":
             lines += _noisy_section(table, scenario)
         elif scenario.steps:
             lines += _steps_section(table, scenario, scenario.systems)
         else:
             lines += _connect_section(table, scenario)
-    lines += ["", "### Targets (issue 5)", "", *target_rows(table)]
+    lines += ["", "### Targets", "", *target_rows(table)]
     profiles = [r for r in results if r.profile]
     for result in profiles:
         lines += [

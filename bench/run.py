@@ -25,7 +25,7 @@ from bench.profile import py_spy_hook
 from bench.report import render
 from bench.scenarios import catalogue
 from bench.session import Env, run_session
-from bench.systems import SRC_ENV, SYSTEMS
+from bench.systems import DEFAULT_SYSTEMS, SRC_ENV, SYSTEMS
 
 DEFAULT_SCENARIOS = ("fanout", "legacy", "noisy", "idle-small", "idle-big", "storm")
 
@@ -36,10 +36,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--scenarios",
         default=",".join(DEFAULT_SCENARIOS),
-        help="comma-separated, from: " + ", ".join(DEFAULT_SCENARIOS),
+        help="comma-separated, from: " + ", ".join((*DEFAULT_SCENARIOS, "history")),
     )
     parser.add_argument(
-        "--systems", default=",".join(SYSTEMS), help="comma-separated, from: " + ", ".join(SYSTEMS)
+        "--systems",
+        default=",".join(DEFAULT_SYSTEMS),
+        help="comma-separated, from: " + ", ".join(SYSTEMS) + " (default: all but variants)",
     )
     parser.add_argument(
         "--repeat", type=int, default=1, help="run every session N times and report medians"
@@ -101,7 +103,11 @@ def _project_code(args: argparse.Namespace, tmp: Path) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     scenarios = catalogue(args.quick)
-    wanted = set(args.systems.split(","))
+    wanted = set(filter(None, args.systems.split(",")))
+    if unknown := wanted - set(SYSTEMS):
+        raise SystemExit(
+            f"unknown system(s) {', '.join(sorted(unknown))}; known: {', '.join(SYSTEMS)}"
+        )
     plan = [
         (scenarios[name], SYSTEMS[system])
         for name in args.scenarios.split(",")

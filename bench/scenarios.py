@@ -23,6 +23,8 @@ class ConnSpec:
     """One client connection: the node it dials, its group and client IDs, whether it sends.
 
     ``dialect`` overrides the system's (``None``), so one session can hold V3 and V2 clients.
+    ``population`` names the connection's side in an A/B session whose two sides speak the
+    same dialect (a step's ``senders`` then names it instead of a dialect).
     """
 
     index: int
@@ -31,6 +33,7 @@ class ConnSpec:
     client_id: str
     sender: bool = True
     dialect: str | None = None
+    population: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,9 +44,9 @@ class Step:
     flight across all workers (mode ``window``: the next is sent when the sender sees its own copy,
     so "as fast as possible" stays a closed loop instead of an unbounded queue).
 
-    ``senders`` names a dialect: only sender connections speaking it send in this step, and
-    the rate is theirs alone (``None``: every sender). It lets an A/B comparison alternate
-    between client populations on the same server processes.
+    ``senders`` names a dialect (or a connection's ``population``): only sender connections
+    speaking it (or of it) send in this step, and the rate is theirs alone (``None``: every
+    sender). It lets an A/B comparison alternate between client populations in one session.
     """
 
     name: str
@@ -66,7 +69,11 @@ class StepWindow:
 
 @dataclass(frozen=True)
 class Scenario:
-    """Connections, nodes and steps, plus the systems that run it."""
+    """Connections, nodes and steps, plus the systems that run it.
+
+    ``node_env`` adds to the environment of node ``n`` its ``n``-th entry (over the system's
+    own), so one session can hold nodes configured two ways.
+    """
 
     name: str
     title: str
@@ -78,6 +85,7 @@ class Scenario:
     connect_concurrency: int = 100
     settle_s: float = 1.0
     drain_s: float = 1.5
+    node_env: tuple[tuple[tuple[str, str], ...], ...] = ()
 
 
 def timeline(steps: tuple[Step, ...], t0: int, drain_s: float) -> list[StepWindow]:
@@ -97,8 +105,10 @@ def dialect_of(conn: ConnSpec, default: str) -> str:
 
 
 def sends_in(conn: ConnSpec, step: Step, default: str) -> bool:
-    """Whether ``conn`` sends in ``step``: a sender, of the step's dialect if it names one."""
-    return conn.sender and (step.senders is None or dialect_of(conn, default) == step.senders)
+    """Whether ``conn`` sends in ``step``: a sender, of the step's dialect (or population) if
+    it names one."""
+    side = conn.population or dialect_of(conn, default)
+    return conn.sender and (step.senders is None or side == step.senders)
 
 
 def step_shares(
@@ -147,6 +157,27 @@ def two_dialects(n: int, groups: int, nodes: int) -> tuple[ConnSpec, ...]:
 
 
 LEGACY_PAIR = ("v3", "v2")  # (A, B): the report gives B's CPU per delivery over A's
+HISTORY_PAIR = ("off", "on")  # history off (A) against on (B), the history scenario
+HISTORY_NODES = {"on": (0, 1), "off": (2, 3)}  # which nodes serve each side
+# Deliveries/s of the history scenario's pairs: 1-4 at the first rate, 5-8 at the second.
+HISTORY_RATES = (20_000, 40_000)
+HISTORY_PAIRS_PER_RATE = 4
+
+
+def history_rate(pair: int) -> int:
+    """The deliveries/s of pair number ``pair`` (from 1) of the history scenario."""
+    return HISTORY_RATES[min((pair - 1) // HISTORY_PAIRS_PER_RATE, len(HISTORY_RATES) - 1)]
+
+
+def two_histories(n: int, groups: int) -> tuple[ConnSpec, ...]:
+    """``n`` clients in ``groups`` groups on nodes 0 and 1 (history on) and ``n`` in other
+    groups on nodes 2 and 3 (history off), laid out alike."""
+    on = tuple(replace(c, population="on") for c in spread(n, groups, 2, "h"))
+    off = tuple(
+        replace(c, index=c.index + n, node=c.node + 2, population="off")
+        for c in spread(n, groups, 2, "o")
+    )
+    return (*on, *off)
 
 
 def ab_step_name(dialect: str, pair: int) -> str:
@@ -154,30 +185,31 @@ def ab_step_name(dialect: str, pair: int) -> str:
     return f"{dialect}-{pair}"
 
 
-def abba(pairs: int, a: str, b: str) -> tuple[tuple[str, int], ...]:
-    """(dialect, pair number) in the order A B, B A, A B, ...
+def abba(pairs: int, a: str, b: str, first: int = 1) -> tuple[tuple[str, int], ...]:
+    """(dialect, pair number) in the order A B, B A, A B, ..., pairs numbered from ``first``.
 
     Every two pairs put A and B at the same mean time, so a linear drift of the machine's speed
     weighs on both alike, and each pair's two steps are neighbours.
     """
     order: list[tuple[str, int]] = []
-    for pair in range(1, pairs + 1):
-        first, second = (a, b) if pair % 2 else (b, a)
-        order += [(first, pair), (second, pair)]
+    for pair in range(first, first + pairs):
+        one, two = (a, b) if (pair - first) % 2 == 0 else (b, a)
+        order += [(one, pair), (two, pair)]
     return tuple(order)
 
 
 def interleaved_steps(
-    pairs: int, rate: float, warmup_s: float, measure_s: float, a: str, b: str
+    pairs: int, rate: float, warmup_s: float, measure_s: float, a: str, b: str, first: int = 1
 ) -> tuple[Step, ...]:
     """Rate steps that alternate the sending dialect, ``pairs`` pairs in ABBA order."""
     return tuple(
         Step(ab_step_name(d, n), "rate", warmup_s, measure_s, rate=rate, senders=d)
-        for d, n in abba(pairs, a, b)
+        for d, n in abba(pairs, a, b, first)
     )
 
 
-MULTI_NODE = ("project", "socketio", "v2global")
+# ``project-nohistory`` runs only when named (``--systems``), next to ``project``.
+MULTI_NODE = ("project", "project-nohistory", "socketio", "v2global")
 ALL_V3 = (*MULTI_NODE, "ws-ceiling")
 
 
@@ -219,6 +251,29 @@ def catalogue(quick: bool) -> dict[str, Scenario]:
             drain_s=1.0,  # keeps the session under a minute; late deliveries count by tag
         ),
         Scenario(
+            "history",
+            f"History on against off: two node pairs interleaved in one session "
+            f"({n_fan} + {n_fan} connections, {groups} + {groups} groups, 2 + 2 nodes)",
+            two_histories(n_fan, groups),
+            4,
+            tuple(
+                step
+                for i, rate in enumerate(HISTORY_RATES)
+                for step in interleaved_steps(
+                    HISTORY_PAIRS_PER_RATE,
+                    rate / per_group,
+                    0.5 * q,
+                    3.0 * q,
+                    *HISTORY_PAIR,
+                    first=1 + i * HISTORY_PAIRS_PER_RATE,
+                )
+            ),
+            ("project",),
+            drain_s=1.0,
+            # nodes 0 and 1 as shipped (history on), 2 and 3 with history off
+            node_env=((), (), (("AETHER_HISTORY_SIZE", "0"),), (("AETHER_HISTORY_SIZE", "0"),)),
+        ),
+        Scenario(
             "noisy",
             "Noisy neighbour: node A holds one silent connection, node B the traffic",
             noisy(n_noisy, 5, "n"),
@@ -227,7 +282,7 @@ def catalogue(quick: bool) -> dict[str, Scenario]:
                 Step("idle", "idle", 0.0, 5.0 * q),
                 Step("traffic", "rate", 1.0 * q, 8.0 * q, rate=2000.0),
             ),
-            ("project", "v2global"),
+            ("project", "project-nohistory", "v2global"),
         ),
         Scenario(
             "idle-small",

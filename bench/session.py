@@ -45,13 +45,16 @@ class Env:
 class Cluster:
     """The nodes of one system, their pids, and the samples taken from them."""
 
-    def __init__(self, system: System, nodes: int, env: Env) -> None:
+    def __init__(
+        self, system: System, nodes: int, env: Env, node_env: Sequence[Sequence[tuple[str, str]]]
+    ) -> None:
         self.env = env
         self.children: list[procs.Child] = []
         for n in range(nodes):
             port = procs.free_port()
             argv = system.argv(port, env.redis_url)
-            self.children.append(procs.spawn(f"{system.name}-{n}", argv, port, env.logdir, {}))
+            extra = {**dict(system.env), **dict(node_env[n] if n < len(node_env) else ())}
+            self.children.append(procs.spawn(f"{system.name}-{n}", argv, port, env.logdir, extra))
         for child in self.children:
             try:
                 procs.wait_port(child.port, child.proc, START_TIMEOUT_S)
@@ -100,7 +103,7 @@ def run_session(system: System, scenario: Scenario, env: Env) -> SessionResult:
     workers: list[tuple[BaseProcess, Connection]] = []
     redis_log_start = _size(env.redis.log)
     try:
-        cluster = Cluster(system, nodes, env)
+        cluster = Cluster(system, nodes, env, scenario.node_env)
         workers = _spawn_workers(system, scenario, conns, cluster.ports, env.workers)
         cluster.worker_pids = [p.pid for p, _ in workers if p.pid is not None]
         _drive(cluster, scenario, workers, result, env)

@@ -57,7 +57,11 @@ def _project(port: int, redis_url: str) -> list[str]:
 
 @dataclass(frozen=True)
 class System:
-    """``max_nodes`` is 1 for the single-process ceiling, which has no cluster at all."""
+    """``max_nodes`` is 1 for the single-process ceiling, which has no cluster at all.
+
+    ``env`` is added to each node's environment (a variant of a system differs only there);
+    a system with ``default`` False runs only when ``--systems`` names it.
+    """
 
     name: str
     label: str
@@ -65,12 +69,25 @@ class System:
     argv: Argv
     max_nodes: int = 8
     project: bool = False
+    env: tuple[tuple[str, str], ...] = ()
+    default: bool = True
 
 
 SYSTEMS = {
     s.name: s
     for s in (
         System("project", "aether-bridge (V3)", "v3", _project, project=True),
+        # The same code with history and recovery off (contract section 8): beside ``project``
+        # (history on, the default of 1,000 messages per stream) it gives what history costs.
+        System(
+            "project-nohistory",
+            "aether-bridge (V3), history off",
+            "v3",
+            _project,
+            project=True,
+            env=(("AETHER_HISTORY_SIZE", "0"),),
+            default=False,
+        ),
         System(
             "socketio",
             "python-socketio + AsyncRedisManager",
@@ -92,3 +109,5 @@ SYSTEMS = {
         ),
     )
 }
+
+DEFAULT_SYSTEMS = tuple(name for name, system in SYSTEMS.items() if system.default)

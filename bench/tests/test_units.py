@@ -296,3 +296,135 @@ def test_worker_sends_from_the_steps_dialect_in_that_dialects_frames() -> None:
     assert all(f.startswith(V2.prefix) for f in fakes[2].frames + fakes[4].frames)
     assert all(f.startswith(V3.prefix) for f in fakes[0].frames)
     assert [t.expected for t in load.tallies] == [9, 1, 7]
+
+
+# -- history on against off: a variant of the project ----------------------------------------
+
+
+def test_the_history_off_variant_is_the_project_with_history_size_zero() -> None:
+    from bench.run import parse_args
+    from bench.systems import DEFAULT_SYSTEMS, SYSTEMS
+
+    on, off = SYSTEMS["project"], SYSTEMS["project-nohistory"]
+    assert off.argv(1234, "redis://x") == on.argv(1234, "redis://x")
+    assert dict(off.env) == {"AETHER_HISTORY_SIZE": "0"}
+    assert not on.env
+    assert (off.dialect, off.project) == (on.dialect, on.project)
+    # Only when named: a default run is unchanged.
+    assert "project-nohistory" not in DEFAULT_SYSTEMS
+    assert parse_args([]).systems.split(",") == ["project", "socketio", "v2global", "ws-ceiling"]
+    for scenario in catalogue(quick=False).values():
+        if "project" in scenario.systems and scenario.name not in ("legacy", "history"):
+            order = list(scenario.systems)
+            assert order.index("project-nohistory") == order.index("project") + 1
+
+
+def test_an_unknown_system_is_refused() -> None:
+    from bench.run import main
+
+    with pytest.raises(SystemExit, match="project-nohistroy"):
+        main(["--systems", "project,project-nohistroy"])
+
+
+def _fanout_session(system: str, us: dict[str, float], redis_us: float = 2.0) -> SessionResult:
+    result = SessionResult(system, system, "fanout", 2, 1000)
+    for name in ("fan-out", "saturation", "heavy"):
+        step = _step(name, us[name])
+        step.redis_cpu_ns = int(redis_us * 1000 * step.in_window)
+        result.steps.append(step)
+    return result
+
+
+def test_history_section_pairs_the_rounds_and_compares_on_with_off() -> None:
+    from bench.report import history_rounds
+
+    sessions = []
+    for on, off, sio in ((11.0, 10.0, 50.0), (12.0, 12.0, 60.0), (13.0, 10.0, 40.0)):
+        sessions += [
+            _fanout_session("project", {"fan-out": on, "saturation": on, "heavy": on}),
+            _fanout_session("project-nohistory", {"fan-out": off, "saturation": off, "heavy": off}),
+            _fanout_session("socketio", {"fan-out": sio, "saturation": sio, "heavy": sio}),
+        ]
+    table = Table(sessions)
+    assert history_rounds(table, "fanout", "saturation") == pytest.approx([1.1, 1.0, 1.3])
+    report = render(sessions, {"fanout": catalogue(False)["fanout"]}, "cmd", 1.0, False)
+    assert "history on against off" in report
+    # medians: on 12, off 10, socketio 50; redis 2 µs per delivery for both
+    assert (
+        "| saturation | 12.00 | 10.00 | 1.200 | 1.100, 1.000, 1.300 | 2.00 | 2.00 | 1.167 | 0.240 |"
+        in report
+    )
+    without = [s for s in sessions if s.system != "project-nohistory"]
+    assert "history on against off" not in render(
+        without, {"fanout": catalogue(False)["fanout"]}, "c", 1.0, False
+    )
+
+
+# -- history on against off in one session: two node pairs, steps interleaved ------------------
+
+
+def test_history_scenario_puts_each_side_on_its_own_pair_of_nodes() -> None:
+    from bench.scenarios import HISTORY_NODES, history_rate
+
+    history = catalogue(quick=False)["history"]
+    assert history.systems == ("project",)
+    assert history.nodes == 4
+    assert [dict(e) for e in history.node_env] == [{}, {}, *[{"AETHER_HISTORY_SIZE": "0"}] * 2]
+    sides = {side: [c for c in history.conns if c.population == side] for side in ("on", "off")}
+    assert [len(sides[s]) for s in ("on", "off")] == [1000, 1000]
+    for side, conns in sides.items():
+        assert {c.node for c in conns} == set(HISTORY_NODES[side])
+        for group in {c.group_id for c in conns}:  # every group crosses its two nodes
+            assert {c.node for c in conns if c.group_id == group} == set(HISTORY_NODES[side])
+    assert {c.group_id for c in sides["on"]}.isdisjoint({c.group_id for c in sides["off"]})
+    assert len({c.index for c in history.conns}) == len({c.client_id for c in history.conns})
+    assert [s.name for s in history.steps] == [
+        *("off-1", "on-1", "on-2", "off-2", "off-3", "on-3", "on-4", "off-4"),
+        *("off-5", "on-5", "on-6", "off-6", "off-7", "on-7", "on-8", "off-8"),
+    ]
+    assert [s.rate * 50 for s in history.steps] == [20_000] * 8 + [40_000] * 8
+    assert [history_rate(n) for n in range(1, 9)] == [20_000] * 4 + [40_000] * 4
+    step = history.steps[1]
+    assert [sends_in(c, step, "v3") for c in (sides["on"][0], sides["off"][0])] == [True, False]
+    shares = step_shares(history.conns[::2], history.conns, history.steps, "v3")
+    assert shares == (0.5,) * 16
+
+
+def _history_session(pairs: list[tuple[float, float]]) -> SessionResult:
+    """(off, on) µs per delivery of each side's own nodes; the idle side's nodes burn a bit."""
+    result = SessionResult("project", "aether-bridge (V3)", "history", 4, 2000)
+    for n, (off, on) in enumerate(pairs, 1):
+        steps = []
+        for side, us, busy in (("off", off, (2, 3)), ("on", on, (0, 1))):
+            step = _step(f"{side}-{n}", us)
+            share = int(us * 1000 * 1000 / 2)
+            step.node_cpu_ns = tuple(share if i in busy else 99_000 for i in range(4))
+            step.redis_cpu_ns = 1_000_000 if side == "on" else 500_000
+            steps.append(step)
+        result.steps += steps if n % 2 else steps[::-1]
+    return result
+
+
+def test_history_targets_count_each_sides_own_nodes_at_each_rate() -> None:
+    slow = [(10, 11), (10, 10), (10, 12), (10, 30)]
+    fast = [(10, 12), (10, 13), (10, 12), (10, 14)]
+    sessions = [_history_session(slow + fast)]
+    table = Table(sessions)
+    low, high = (t for t in TARGETS if t.text.startswith("history on vs off"))
+    assert "20,000" in low.text
+    assert "40,000" in high.text
+    value, status = low.check(table)
+    assert value == pytest.approx(1.15)  # ratios 1.0 1.1 1.2 3.0; idle nodes not counted
+    assert status == "met"
+    value, status = high.check(table)
+    assert value == pytest.approx(1.25)
+    assert status == "**not met**"
+    report = render(sessions, {"history": catalogue(False)["history"]}, "cmd", 1.0, False)
+    assert "**on/off = 1.150×**" in report
+    assert "**on/off = 1.250×**" in report
+    assert "40,000 deliveries/s (800 messages/s)" in report
+    assert "| 1 | off, on | 10.00 | 11.00 | 1.100 | 0.50 | 1.00 |" in report
+    assert "| 2 | on, off | 10.00 | 10.00 | 1.000 |" in report
+    assert "| 5 | off, on | 10.00 | 12.00 | 1.200 |" in report
+    # the target's row is left out of a run without the scenario
+    assert "history on vs off" not in render([], {}, "cmd", 1.0, False)
