@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -150,9 +151,11 @@ class Connection:
         "group_legacy",
         "left_positions",
         "messages_in",
+        "opened_at",
         "rate_beat_at",
         "rate_full_at",
         "rate_strikes",
+        "resumed_from",
         "sender",
     )
 
@@ -185,6 +188,8 @@ class Connection:
         self._limits = limits
         self._gate = RecoveryGate(recover) if recover else None
         self.left_positions = False  # a legacy connection's positions are stored (once)
+        self.resumed_from: dict[str, Position] | None = None  # stored positions it took
+        self.opened_at = time.monotonic()
         self._queue: deque[Outgoing] | None = None  # allocated only while a backlog exists
         self._queued_bytes = 0
         self._open = False

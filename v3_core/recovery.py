@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -29,6 +30,16 @@ from .streams import (
 )
 
 log = logging.getLogger("aether.recovery")
+
+# A legacy connection that resumed from stored positions counts as having received its replay
+# once it has sent a frame or stayed this long; one that ends sooner, silent, is taken never to
+# have been read, and gives the positions back (a duplicate is allowed to legacy clients; a
+# silent loss is not).
+PROVEN_AFTER = 5.0
+
+
+def _unproven(conn: Connection) -> bool:
+    return conn.messages_in == 0 and time.monotonic() - conn.opened_at < PROVEN_AFTER
 
 
 @dataclass(slots=True)
@@ -85,7 +96,9 @@ class ClientRecovery:
         for channel, read in zip(channels, reads, strict=True):
             position = since[channel]
             if isinstance(read, BaseException):
-                if not isinstance(read, BackendUnavailable):
+                if isinstance(read, BackendUnavailable):
+                    log.warning("history read for %r failed: %s", conn, read)
+                else:
                     log.error("history read for %r failed", conn, exc_info=read)
                 self.stats.unavailable += 1
             elif covers(read[0], position, self._broker.history.size):
@@ -132,9 +145,9 @@ class ClientRecovery:
             return
         positions = earliest(list(parsed.values()))
         if positions:
-            conn.hold_for_recovery(
-                self._channels.by_channel(conn.group_id, conn.client_id, positions)
-            )
+            since = self._channels.by_channel(conn.group_id, conn.client_id, positions)
+            conn.hold_for_recovery(since)
+            conn.resumed_from = since
 
     async def leave_positions(self, conn: Connection) -> None:
         """Store where a legacy connection stopped, for its client's next connect.
@@ -146,6 +159,10 @@ class ClientRecovery:
             return
         conn.left_positions = True
         recovering = conn.recovering_since or {}
+        if conn.resumed_from is not None and _unproven(conn):
+            # It took stored positions, yet never showed it was there: a handshake the client
+            # gave up on, whose replay went nowhere. Its successor starts from them again.
+            recovering = conn.resumed_from
         waiting: dict[str, Position] = {}  # channel -> oldest position not sent
         for message in conn.undelivered():
             if message.position is not None:

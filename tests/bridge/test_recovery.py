@@ -229,3 +229,27 @@ async def test_a_legacy_client_gets_what_it_missed_in_v2_shape_with_no_change(tw
     assert commands == ["C0", "C1", "C2"]
     assert all("offset" not in f and "epoch" not in f for f in frames)  # V2 shape unchanged
     assert frames[-1]["type"] == "msg"
+
+
+async def test_a_legacy_connect_that_ends_silent_at_once_gives_its_replay_to_the_next(two_nodes):
+    """A client that gave up on a handshake the node still accepted: the replay went nowhere,
+    so the next connect of the same group and client gets it (a duplicate, never a loss)."""
+    a, b = two_nodes
+    bob = await v3(b.ws, "g8", "bob")
+    async with bob:
+        first = await connect(a.ws, "/ws/group/g8/client/41")
+        async with first:
+            await send_json(bob, {"msg_type": "msg", "target": "group", "msg": "seen"})
+            await frames_until(first, lambda f: f.get("msg") == "seen")
+        await asyncio.sleep(0.2)
+        for n in range(3):
+            await send_json(bob, {"msg_type": "cmd", "target": "group", "cmd": f"C{n}"})
+        await frames_until(bob, lambda f: f.get("cmd") == "C2")
+        ghost = await connect(b.ws, "/ws/group/g8/client/41")
+        await ghost.close()  # took the stored positions, read nothing, said nothing
+        await asyncio.sleep(0.2)
+        again = await connect(a.ws, "/ws/group/g8/client/41")
+        async with again:
+            await send_json(bob, {"msg_type": "msg", "target": "group", "msg": "marker"})
+            frames = await frames_until(again, marker)
+    assert [f["cmd"] for f in frames if f.get("type") == "cmd"] == ["C0", "C1", "C2"]

@@ -88,6 +88,8 @@ def redis_client(
     return aioredis.Redis.from_pool(pool)  # the client owns (and closes) its pool
 
 
+CONTROL_POOL = 32  # connections for history reads, positions, INFO and PING
+
 # Connections per cluster node. redis-py's cluster pool has no blocking variant: past this a
 # call fails (BackendUnavailable, so 1013 for a connect) instead of waiting. A reconnect storm
 # of a few hundred clients on one node stays under it (matrix B4: 200).
@@ -201,7 +203,10 @@ class RedisBroker:
             secrets.token_hex(3),  # this node's part of the epochs it starts
             "PUBLISH",
         )
-        self._control = redis_client(url, timeout=timeout)
+        # History reads come in bursts (a reconnect storm: three per recovering client): a
+        # blocking pool makes them wait for a connection, where redis-py's default pool
+        # raises at its 100th concurrent call and the client would get a needless resync.
+        self._control = redis_client(url, timeout=timeout, pool_size=CONTROL_POOL)
         self._append = self._control.register_script(_script("publish"))
         self._read_history = self._control.register_script(_script("read"))
         # A cluster routes each script call to its channel's shard; one server takes the
