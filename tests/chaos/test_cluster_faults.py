@@ -68,6 +68,14 @@ async def test_master_failover_under_traffic(
     promoted = await served_again(ha_cluster, slot, victim)
     await traffic
     await asyncio.sleep(1.5)
+    try:
+        check_failover(ha_cluster, members, publishers, victim, killed, promoted, prefix)
+    finally:
+        await close_all(members)
+
+
+def check_failover(ha_cluster, members, publishers, victim, killed, promoted, prefix) -> None:
+    """What the failover test asserts once the traffic is over."""
     assert_no_closes(members)
     healthy = promoted + 3.0
     reports = assert_delivery(members, publishers, healthy_after=healthy)
@@ -85,7 +93,6 @@ async def test_master_failover_under_traffic(
     # Only the failed shard's streams were affected: g2 lives elsewhere unless it shares it.
     if ha_cluster.owner(key_slot(f"{prefix}g:g2".encode())).port != victim.port:
         assert reports["g2"].lost == 0
-    await close_all(members)
 
 
 def migrate_slot(cluster: BreakableCluster, slot: int, to: ClusterNode) -> None:

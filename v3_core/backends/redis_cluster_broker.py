@@ -152,6 +152,10 @@ class ClusterBroker:
             except Exception as exc:  # the flusher must outlive any failure
                 if not isinstance(exc, (*REDIS_ERRORS, BackendUnavailable)):
                     log.exception("unexpected error publishing to Redis Cluster")
+                # Replies of this batch may still arrive on any shard's wire: a later batch
+                # would take them for its own (a MOVED read as OK loses a message). Only new
+                # connections are in step.
+                await self._drop_publishers()
                 _settle(batch, BackendUnavailable(f"Redis Cluster publish failed: {exc!r}"))
 
     async def _publish_batch(self, batch: list[_Publish]) -> None:
@@ -212,6 +216,13 @@ class ClusterBroker:
             else:
                 _settle([item], None)
         return moved
+
+    async def _drop_publishers(self) -> None:
+        wires, self._publishers = list(self._publishers.values()), {}
+        self._map_stale = True
+        for wire in wires:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(wire.aclose(), self._timeout)
 
     def _command(self, channel: str, data: bytes) -> tuple[str | bytes, ...]:
         if not self.history.enabled:
