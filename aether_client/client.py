@@ -102,6 +102,23 @@ class AetherClient:
     The app sees every message of its streams once and in order across reconnects, as far as
     the server's history reaches; beyond it, or for a stream it had no position in yet, it
     gets a ``Resync`` item instead.
+
+    Parameters (all but ``urls`` keyword-only):
+
+    - ``urls``: one base URL (``ws://host:port``, ``wss://host/prefix``; ``http(s)`` works
+      too) or several, tried in turn, one per connection attempt.
+    - ``group_id``, ``client_id``: the path IDs; the server judges them (1008 if malformed).
+    - ``token``: a JWT, sent as the second subprotocol (``aether.bearer``), not in the URL.
+    - ``heartbeat``: seconds between heartbeats, the first at each connect; ``None``: none.
+    - ``queue``: how many frames to hold while reconnecting; 0 refuses sends instead.
+    - ``on_resync``: called (sync or async) with each ``Resync``, which is also yielded.
+    - ``recover``: positions to start from, e.g. ``positions`` saved by an earlier client.
+    - ``buffer``: items received but not read yet; when the app is that far behind, the client
+      stops reading, the server eventually cuts it as a slow consumer (4008), and it recovers.
+    - ``backoff_base``, ``backoff_cap``, ``rate_limit_pause``: reconnect delays (seconds).
+    - ``max_retries``: give up (``ReconnectGaveUpError``) after that many failed retries in a
+      row; ``None``: never.
+    - ``open_timeout``, ``max_size``: per handshake; largest frame accepted (bytes).
     """
 
     def __init__(

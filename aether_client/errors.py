@@ -4,7 +4,7 @@ AetherClientError
 ├── SessionEndedError       the client stopped for good and will not reconnect
 │   ├── ServerClosedError       closed with a code that must not be retried (1008, 4501, ...)
 │   ├── HandshakeRejectedError  the HTTP upgrade got a 4xx answer (wrong path, refused origin)
-│   └── ReconnectGaveUpError    ``max_retries`` failed attempts in a row
+│   └── ReconnectGaveUpError    the first attempt and ``max_retries`` retries failed in a row
 ├── NotConnectedError       a send while reconnecting, with ``queue=0``: it was not sent
 │   └── SendQueueFullError      a send while reconnecting, with ``queue`` frames already held
 └── ClientClosedError       the client was closed by its own code (``close()``)
@@ -50,7 +50,7 @@ class HandshakeRejectedError(SessionEndedError):
 
 
 class ReconnectGaveUpError(SessionEndedError):
-    """``max_retries`` connection attempts in a row failed."""
+    """The first attempt and ``max_retries`` retries after it failed, in a row."""
 
     def __init__(self, attempts: int, last: str) -> None:
         super().__init__(f"gave up after {attempts} failed connection attempts in a row ({last})")

@@ -103,7 +103,7 @@ class CuttableProxy:
     def __init__(self, upstream_port: int) -> None:
         self.upstream_port = upstream_port
         self.down = False
-        self._transports: set[asyncio.BaseTransport] = set()
+        self._transports: set[asyncio.WriteTransport] = set()
         self._server: asyncio.Server | None = None
 
     @property
@@ -319,7 +319,7 @@ async def test_sends_while_reconnecting_are_queued_with_a_bound_or_refused(
         aether_client.connect(a.ws, group_id=team, client_id=uid("o")) as other,
     ):
         for client in (queued, refused):  # each has a group position: its own join
-            await eventually(lambda c=client: "group" in c.positions)  # type: ignore[misc]
+            await eventually(lambda c=client: "group" in c.positions)
         proxy.cut()
         await eventually(lambda: not queued.connected and not refused.connected)
 
@@ -360,12 +360,12 @@ async def test_a_close_code_that_must_not_be_retried_raises_instead_of_looping(
             await client.members()
 
     # A malformed ?recover= is a 1008 too.
-    bad = {"group": ("not an epoch", 1)}
+    bad: dict[aether_client.Stream, tuple[str, int]] = {"group": ("not an epoch", 1)}
     async with aether_client.connect(
         a.ws,
         group_id=uid("team"),
         client_id=uid("c"),
-        recover=bad,  # type: ignore[arg-type]
+        recover=bad,
         **FAST,
     ) as client:
         with pytest.raises(ServerClosedError, match="recover: group epoch") as closed:
