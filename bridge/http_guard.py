@@ -94,6 +94,7 @@ class GuardedH11Protocol(H11Protocol):
         self.phase: str | None = None
         self.deadline: asyncio.TimerHandle | None = None  # the current phase's
         self.bytes_in_phase = False
+        self.upgraded = False  # the transport is the WebSocket protocol's now
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -113,11 +114,12 @@ class GuardedH11Protocol(H11Protocol):
         self._follow_phase()  # a keep-alive connection waits for its next head
 
     def handle_websocket_upgrade(self, event: h11.Request) -> None:
-        self._enter(None)  # the handshake's head is in; the app decides within its timeouts
+        self.upgraded = True  # the head is in; the app decides within its own timeouts
+        self._enter(None)
         super().handle_websocket_upgrade(event)
 
     def _follow_phase(self) -> None:
-        if self.transport.is_closing():
+        if self.upgraded or self.transport.is_closing():
             self._enter(None)
             return
         state = self.conn.their_state
