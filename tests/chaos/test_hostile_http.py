@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import resource
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -180,14 +181,17 @@ async def test_slow_clients_are_closed_at_their_deadlines(
 async def test_past_the_cap_the_oldest_pending_socket_is_closed(
     start_node: Callable[..., NodeProcess],
 ) -> None:
-    """200 idle sockets against a cap of 20 (and a 30 s deadline): the 180 oldest are closed,
-    so the node's descriptors stay bounded and a probe or a handshake still gets in (1,030
-    idle sockets used to break /healthz and new WebSockets at a 1,024 open-files limit)."""
+    """200 idle sockets against a cap of 20 (and a 30 s deadline), on a node whose open-files
+    limit leaves room for 64 more: the 180 oldest are closed, so its descriptors stay bounded
+    and a probe or a handshake still gets in (1,030 idle sockets used to break /healthz and
+    new WebSockets at a 1,024 open-files limit)."""
     cap = 20
     node = start_node(
         env={"AETHER_MAX_PENDING_CONNECTIONS": str(cap), "AETHER_HANDSHAKE_TIMEOUT": "30"}
     )
     fds_before = fd_count(node.pid)
+    _, hard = resource.prlimit(node.pid, resource.RLIMIT_NOFILE)
+    resource.prlimit(node.pid, resource.RLIMIT_NOFILE, (fds_before + 64, hard))
     async with contextlib.AsyncExitStack() as stack:
         conns = [await stack.enter_async_context(raw_connection(node.port)) for _ in range(200)]
         await asyncio.sleep(0.5)
