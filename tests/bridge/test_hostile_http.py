@@ -17,6 +17,7 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
+from bridge.log_redaction import redact
 from bridge.settings import Settings
 
 from ..conftest import NodeProcess, RunningServer, node_launcher, serve_app
@@ -210,3 +211,19 @@ async def test_a_request_line_over_8_kib_gets_414(node: NodeProcess) -> None:
         await conn.send(upgrade_head(f"/v3/ws/group/{'a' * 8200}/client/c1"))
         answer = await conn.until_closed(5)
     assert answer.status == 414
+
+
+@pytest.mark.parametrize(
+    ("line", "logged"),
+    [
+        ("/ws/group/1/client/2/?token=abc", "/ws/group/1/client/2/?token=[redacted]"),
+        ("/x?a=1&Token=abc&b=2", "/x?a=1&Token=[redacted]&b=2"),
+        ("/x?t%6Fken=abc;id_token=def", "/x?t%6Fken=[redacted];id_token=[redacted]"),
+        ("/x?tokenless", "/x?tokenless"),
+        ("/x?recover=group:e:1", "/x?recover=group:e:1"),
+    ],
+)
+def test_redaction_covers_every_spelling_of_a_token(line: str, logged: str) -> None:
+    assert redact(f'127.0.0.1:5 - "GET {line} HTTP/1.1" 404') == (
+        f'127.0.0.1:5 - "GET {logged} HTTP/1.1" 404'
+    )
