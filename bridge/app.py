@@ -17,7 +17,7 @@ from v3_core.manager import ConnectionLimits
 from v3_core.ratelimit import RateLimit
 from v3_core.streams import HistoryPolicy
 
-from . import admin_api, http_api, sockets, worker_metrics
+from . import admin_api, docs_api, http_api, log_redaction, sockets, worker_metrics
 from .api_token import ApiUnauthorized
 from .auth import TokenPolicy
 from .metrics import metrics_registry
@@ -48,6 +48,7 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        log_redaction.install()  # after uvicorn configured its loggers
         channels = Channels(settings.channel_prefix)
         async with (
             open_backends(
@@ -116,8 +117,16 @@ def create_app(
             log.info("aether-bridge node %s using %s", settings.node_id, backends.description)
             yield
 
-    app = FastAPI(title="Aether WebSocket bridge", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(
+        title="Aether WebSocket bridge",
+        version="0.1.0",
+        lifespan=lifespan,
+        openapi_url=None,  # served by docs_api, behind the API token when one is set
+        docs_url=None,
+        redoc_url=None,
+    )
     app.add_exception_handler(ApiUnauthorized, _unauthorized)
+    app.include_router(docs_api.router)
     app.include_router(http_api.router)
     app.include_router(admin_api.router)
     return sockets.SocketRouter(app)

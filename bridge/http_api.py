@@ -7,12 +7,14 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
+from starlette.requests import ClientDisconnect
 
 from v3_core import BackendUnavailable, ConnectionManager, MessageRejected, MessageV3, is_vision_id
 from v3_core.messages import parse_server_message
 
 from .api_token import require_api_token
 from .metrics import render
+from .sockets import origin_allowed
 
 router = APIRouter()
 
@@ -66,11 +68,28 @@ async def presence(group_id: str, request: Request) -> JSONResponse:
     },
 )
 async def post_message(request: Request) -> JSONResponse:
-    """Publish as the platform: same model and routing as a socket message."""
-    body = await request.body()
-    limit = request.app.state.settings.max_message_bytes
-    if len(body) > limit:
-        return _problem(413, "message-too-big", f"the body is over {limit} bytes")
+    """Publish as the platform: same model and routing as a socket message.
+
+    Refused before the body is read: a type other than JSON (a cross-site form or a
+    ``text/plain`` fetch needs no CORS preflight), a foreign Origin, a declared size too big.
+    """
+    settings = request.app.state.settings
+    if not _is_json(request.headers.get("content-type", "")):
+        return _problem(
+            415, "unsupported-media-type", "send the message as Content-Type: application/json"
+        )
+    if not origin_allowed(request.scope, settings.allowed_origins):
+        return _problem(403, "origin-not-allowed", "this Origin is not in AETHER_ALLOWED_ORIGINS")
+    limit = settings.max_message_bytes
+    try:
+        body = await read_body(request, limit)
+    except ClientDisconnect:  # gone, or cut by the body deadline (bridge/http_guard.py)
+        return _problem(400, "incomplete-body", "the body did not arrive")
+    if body is None:
+        # Connection: close, so uvicorn stops reading what the client still sends.
+        return _problem(
+            413, "message-too-big", f"the body is over {limit} bytes", {"connection": "close"}
+        )
     try:
         message = parse_server_message(body)
         await _manager(request).publish(message)
@@ -80,6 +99,26 @@ async def post_message(request: Request) -> JSONResponse:
     return JSONResponse({"status": "accepted"}, status_code=202)
 
 
-def _problem(status: int, code: str, detail: str) -> JSONResponse:
+async def read_body(request: Request, limit: int) -> bytes | None:
+    """The body, or None as soon as it is known to be over ``limit`` bytes: from its
+    Content-Length before reading anything, else counted as it streams in (chunked)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        return None
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            return None
+    return bytes(body)
+
+
+def _is_json(content_type: str) -> bool:
+    return content_type.partition(";")[0].strip().lower() == "application/json"
+
+
+def _problem(
+    status: int, code: str, detail: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
     body: dict[str, Any] = {"detail": detail, "code": code}
-    return JSONResponse(body, status_code=status)
+    return JSONResponse(body, status_code=status, headers=headers)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# What a browser sends as Origin: scheme://host[:port], or "null" (sandboxed frames, files).
+ORIGIN = re.compile(r"null|[a-z][a-z0-9+.-]*://[^/?#\s*]+", re.IGNORECASE)
 
 
 class Settings(BaseSettings):
@@ -28,6 +32,8 @@ class Settings(BaseSettings):
     node_id: str = Field(
         default_factory=lambda: secrets.token_hex(4), pattern=r"^[A-Za-z0-9_.:-]{1,64}$"
     )
+    # Browser origins admitted to sockets and to POST /v3/messages; empty: any. Exact origins
+    # only: a browser never sends "*" or a path, so such an entry would refuse every browser.
     allowed_origins: list[str] = Field(default_factory=list)
 
     queue_max_bytes: int = Field(1 << 20, ge=1024)
@@ -36,6 +42,14 @@ class Settings(BaseSettings):
     ping_interval: float = Field(20.0, ge=0)
     ping_timeout: float = Field(20.0, gt=0)
     graceful_timeout: float = Field(5.0, ge=0)
+
+    # Slow or idle clients (slowloris; bridge/http_guard.py). A request's head (a WebSocket
+    # handshake is one) must arrive within handshake_timeout of the connection opening or of
+    # the previous response; its body within body_timeout of the head; else 408 and closed.
+    # Past max_pending_connections sockets in those phases the oldest is closed; 0: no cap.
+    handshake_timeout: float = Field(5.0, gt=0)
+    body_timeout: float = Field(10.0, gt=0)
+    max_pending_connections: int = Field(512, ge=0)
 
     # Inbound rate limit per connection (docs/ops-runbook.md); 0 for rate or burst: no limit.
     rate_limit: float = Field(100.0, ge=0)  # messages/s sustained
@@ -74,6 +88,19 @@ class Settings(BaseSettings):
     v2_refresh_interval: float = Field(1.0, gt=0)
     v2_usage_interval: float = Field(5.0, gt=0)
     v2_usage_ttl: float = Field(30 * 86400.0, gt=0)
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _exact_origins(cls, origins: list[str]) -> list[str]:
+        for origin in origins:
+            if not ORIGIN.fullmatch(origin):
+                raise ValueError(
+                    f"{origin!r} is not an origin: list each one as scheme://host[:port], "
+                    'with no path and no wildcard, e.g. ["https://app.example.com"]; a browser '
+                    "sends exactly that, so this entry would match none (leave the list empty "
+                    "to admit every origin)"
+                )
+        return origins
 
     @model_validator(mode="after")
     def _workers_need_redis(self) -> Settings:

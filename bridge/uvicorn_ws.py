@@ -11,6 +11,8 @@ from typing import Any
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
+from .http_guard import HttpGuard
+
 
 class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
     async def send(self, message: Any) -> None:
@@ -25,6 +27,10 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
 def server_options(settings: Any) -> dict[str, Any]:
     """The uvicorn options every node runs with (the command and the tests share them)."""
     return {
+        # Deadlines on request heads and bodies, a cap on sockets that never send one.
+        "http": HttpGuard(
+            settings.handshake_timeout, settings.body_timeout, settings.max_pending_connections
+        ),
         "ws": LeanWebSocketProtocol,
         "ws_max_size": settings.max_message_bytes,
         "ws_per_message_deflate": False,  # doubles memory per connection, costs CPU per frame
