@@ -286,8 +286,11 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             out["connect_cpu_ms_per_conn"] = (connected[1] - before[1]) / 1e6 / args.connections
             time.sleep(args.settle)
             idle_start = meter.sample()
+            finish = py_spy_hook(node.pid, workdir) if args.profile == "idle" else None
             time.sleep(args.idle)
             idle_end = meter.sample()
+            if finish is not None:
+                out["profile"] = finish()
             out["rss_mib_before"] = before[2] / 2**20
             out["rss_mib_idle"] = idle_end[2] / 2**20
             out["kib_per_conn"] = (idle_end[2] - before[2]) / 1024 / args.connections
@@ -302,7 +305,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             # CPU over whole intervals once every connection beats (after the first interval).
             time.sleep(max(0.0, start + args.interval - time.monotonic()))
             beat_start = meter.sample()
-            finish = py_spy_hook(node.pid, workdir) if args.profile else None
+            finish = py_spy_hook(node.pid, workdir) if args.profile == "heartbeats" else None
             time.sleep(max(0.0, end - time.monotonic()))
             beat_end = meter.sample()
             if finish is not None:
@@ -370,7 +373,7 @@ def report(out: dict[str, Any], args: argparse.Namespace) -> str:
     if out.get("connect_errors"):
         lines.append(f"\nconnect errors (first 5): {out['connect_errors']}")
     if out.get("profile"):
-        lines += ["", "Profile of the node over the heartbeat window:", "", out["profile"]]
+        lines += ["", f"Profile of the node, {args.profile} phase:", "", out["profile"]]
     if out.get("probe"):
         lines += ["", "Worst probe lines in the heartbeat window:", "", "```", *out["probe"], "```"]
     return "\n".join(lines)
@@ -388,7 +391,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--interval", type=float, default=30.0)
     parser.add_argument("--measure", type=float, default=90.0)
     parser.add_argument("--probe", action="store_true", help="run the node with bench/probe")
-    parser.add_argument("--profile", action="store_true", help="py-spy the heartbeat window")
+    parser.add_argument(
+        "--profile", choices=("idle", "heartbeats"), help="py-spy the node during this phase"
+    )
     parser.add_argument("--json", type=Path)
     parser.add_argument("--logdir", type=Path)
     args = parser.parse_args(argv)
