@@ -143,6 +143,8 @@ class HeartbeatMessage(_Frame):
 
 
 class PresenceListPayload(BaseModel):
+    """`payload` of the member list."""
+
     model_config = _CLOSED
 
     clients: list[VisionIdField] = Field(description="the group's members online, sorted")
@@ -161,6 +163,8 @@ class PresenceListMessage(_Frame):
 
 
 class PresenceEventPayload(BaseModel):
+    """`payload` of a presence event: who came or went."""
+
     model_config = _CLOSED
 
     event: Literal["join", "leave"]
@@ -181,6 +185,8 @@ class PresenceEventMessage(_Frame):
 
 
 class ResyncPayload(BaseModel):
+    """`payload` of a resync notice: why, and which stream (absent: all)."""
+
     model_config = _CLOSED
 
     reason: ResyncReason
@@ -201,11 +207,13 @@ class ResyncMessage(_Frame):
 
 
 class ErrorPayload(BaseModel):
+    """`payload` of an error reply: the stable code, and detail for some codes."""
+
     model_config = _CLOSED
 
     code: ErrorCode
-    retry_after: float | SkipJsonSchema[None] = Field(
-        None, gt=0, description="with rate-limited: seconds until a message is accepted again"
+    retry_after: Annotated[float, Field(gt=0)] | SkipJsonSchema[None] = Field(
+        None, description="with rate-limited: seconds until a message is accepted again"
     )
 
 
