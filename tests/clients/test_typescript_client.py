@@ -89,13 +89,59 @@ async def test_failover_recovers_every_message_once_in_order(
     redis_url: str,
     kill: signal.Signals,
 ) -> None:
+    summary = await _failover(
+        ts_package, start_node, redis_url, kill, shutil.which("node") or "node"
+    )
+    assert summary["runtime"]["websocket"] == "ws"
+
+
+def _node_22() -> str | None:
+    """A Node.js >= 22 binary: ``AETHER_NODE22``, or ``node`` on PATH when it is one."""
+    for candidate in (os.environ.get("AETHER_NODE22"), shutil.which("node")):
+        if candidate and _node_major(candidate) >= 22:
+            return candidate
+    return None
+
+
+def _node_major(binary: str) -> int:
+    version = subprocess.run([binary, "--version"], capture_output=True, text=True).stdout
+    return int(re.sub(r"^v(\d+).*", r"\1", version.strip()) or 0)
+
+
+@pytest.mark.cluster
+async def test_failover_on_node_22_with_its_global_websocket(
+    ts_package: Path, start_node: Callable[..., NodeProcess], redis_url: str
+) -> None:
+    """The same scenario with no WebSocket passed in: the client takes Node 22's global one."""
+    node = _node_22()
+    if node is None:
+        pytest.skip(
+            "needs Node.js >= 22 (its global WebSocket): on PATH, or AETHER_NODE22=/path/to/node "
+            "(e.g. the binary `npx -y node@22` installs)"
+        )
+    summary = await _failover(
+        ts_package, start_node, redis_url, signal.SIGKILL, node, {"AETHER_WEBSOCKET": "global"}
+    )
+    assert summary["runtime"]["websocket"] == "global"
+    assert int(summary["runtime"]["node"].lstrip("v").split(".")[0]) >= 22
+
+
+async def _failover(
+    ts_package: Path,
+    start_node: Callable[..., NodeProcess],
+    redis_url: str,
+    kill: signal.Signals,
+    node_binary: str,
+    env: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """Run test/integration/failover.mjs against two nodes, killing A when it asks."""
     node_a = start_node("--redis-url", redis_url)
     node_b = start_node("--redis-url", redis_url)
     proc = await asyncio.create_subprocess_exec(
-        shutil.which("node") or "node",
+        node_binary,
         "test/integration/failover.mjs",
         cwd=ts_package,
-        env={**os.environ, "AETHER_NODE_A": node_a.ws, "AETHER_NODE_B": node_b.ws},
+        env={**os.environ, "AETHER_NODE_A": node_a.ws, "AETHER_NODE_B": node_b.ws, **(env or {})},
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
@@ -142,6 +188,7 @@ async def test_failover_recovers_every_message_once_in_order(
     assert summary["killed"]["code"] == expected_close, output
     assert summary["reconnectedTo"].startswith(node_b.ws), output
     assert set(summary["recover"]) == {"group", "client", "broadcast"}, output
+    return summary
 
 
 @pytest.mark.cluster
