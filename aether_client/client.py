@@ -176,6 +176,7 @@ class AetherClient:
         self.attempts = 0  # connection attempts, successful or not
         self.connections = 0  # successful handshakes
         self.off_schema = 0  # frames that did not match the server's models (read leniently)
+        self.duplicates = 0  # positioned messages received again: dropped, not yielded
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -492,6 +493,7 @@ class AetherClient:
         last = self._positions.get(stream)
         if last is not None and last[0] == message.epoch and message.offset <= last[1]:
             log.debug("dropped a copy of %s offset %d", stream, message.offset)
+            self.duplicates += 1
             return True
         self._positions[stream] = (message.epoch, message.offset)
         return False
