@@ -210,9 +210,10 @@ def test_tokens_and_refusals_that_are_not_retried(
     assert result.returncode == 0 and last[0].startswith("PASS "), output
     summary = json.loads(last[0].removeprefix("PASS "))
     assert [r["code"] for r in summary["refused"]] == [4501, 1008], output
-    # Known gateway issue (see clients/typescript/README.md): refused with the token as a
-    # subprotocol, the handshake fails on the client (1006) instead of showing 4501.
+    # Refused with the token as a subprotocol, the client sees the 4501 too (the gateway echoes
+    # aether.bearer on a refusal; it did not before, and the handshake failed as 1006).
     print("refused via subprotocol:", summary["refusedViaSubprotocol"])
+    assert summary["refusedViaSubprotocol"]["code"] == 4501, output
 
 
 # --- browser ----------------------------------------------------------------------------------

@@ -62,9 +62,8 @@ export interface ConnectOptions {
   token?: string | (() => string | Promise<string>);
   /**
    * How the token travels: `?token=` (default; the gateway strips it before logging), or the
-   * subprotocols `aether.bearer, TOKEN`. With "protocol", a refused token shows as 1006 (and is
-   * retried) instead of 4501: today's gateway accepts a refused handshake without echoing the
-   * subprotocol, so WebSocket clients fail the handshake (see the README).
+   * subprotocols `aether.bearer, TOKEN` (kept out of URLs altogether). A refused token shows
+   * as 4501 either way: the gateway echoes `aether.bearer` on a refusal too.
    */
   tokenTransport?: "protocol" | "query";
   /** The WebSocket class; required where there is no global one (Node 20: the `ws` package). */
