@@ -149,7 +149,7 @@ export interface ClientStats {
   duplicates: number;
   /** Positioned messages that skipped offsets on the same epoch. */
   gaps: number;
-  /** Frames that were not JSON objects (ignored). */
+  /** Frames that were not JSON objects, or objects outside the schema it could not read (ignored). */
   unreadable: number;
 }
 
@@ -642,7 +642,12 @@ class Client implements AetherClient {
     if (this.current === "open") this.answered();
     const m = message as ServerMessage;
     if (!this.track(m)) return;
-    this.dispatch(m);
+    try {
+      this.dispatch(m);
+    } catch {
+      // A frame outside the schema (the gateway's frames are tested against it): not fatal.
+      this.counters.unreadable += 1;
+    }
   }
 
   /** The server answered this connection: reset the backoff, flush the queue. */
