@@ -4,13 +4,15 @@
   lists members, sends, gets an error reply, sees another client, a platform command and
   presence, and rides out a node restart without losing or repeating a message.
 - The README's minimal client runs against a real node.
-- The TypeScript examples (``clients/typescript/examples/``, shown in the guide and the
-  migration guide) compile in the package's type tests (tests/clients/test_typescript_client.py).
+- The guide's TypeScript client (``clients/typescript/examples/chat.ts``) is compiled and run
+  against a real node; it and the migration guide's V3 version compile in the package's type
+  tests (tests/clients/test_typescript_client.py), and the V2 snippet parses.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import shutil
 import signal
@@ -25,6 +27,7 @@ import pytest
 import aether_client
 
 from ..conftest import ROOT, NodeProcess
+from .conftest import npm_run
 
 pytestmark = pytest.mark.cluster
 
@@ -157,3 +160,43 @@ async def test_the_readme_client_against_a_node(
         await out.wait_for(r"msg='Hello team!'")
     finally:
         await out.stop()
+
+
+async def test_the_guides_typescript_chat_against_a_node(
+    ts_package: Path, start_node: Callable[..., NodeProcess], redis_url: str
+) -> None:
+    """examples/chat.ts, compiled as the docs show it, run by test/examples/run-chat.mjs (the
+    global WebSocket: Node 22's, or `ws` put there on Node 20); it exits on its own after
+    close()."""
+    node_binary = shutil.which("node") or "node"
+    compiled = npm_run([node_binary, "node_modules/typescript/bin/tsc", "-p", "test/examples"])
+    assert compiled.returncode == 0, compiled.stdout + compiled.stderr
+    node = start_node("--redis-url", redis_url)
+    proc = await asyncio.create_subprocess_exec(
+        node_binary,
+        "test/examples/run-chat.mjs",
+        cwd=ts_package,
+        env={**os.environ, "AETHER_NODE": node.ws},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out = Output(proc)
+    try:
+        await out.wait_for(r"^members: device_ts1$")
+        await out.wait_for(r"^message from device_ts1: Hello team!$")  # it was queued
+        async with (
+            httpx.AsyncClient(base_url=node.http) as http,
+            aether_client.connect(node.ws, group_id="team_a1", client_id="bob") as bob,
+        ):
+            await out.wait_for(r"^notice: bob came online$")
+            await bob.send_group(msg="hi all")
+            await out.wait_for(r"^message from bob: hi all$")
+            body = {"msg_type": "cmd", "target": "group", "group_id": "team_a1", "cmd": "RELOAD_UI"}
+            assert (await http.post("/v3/messages", json=body)).status_code == 202
+            await out.wait_for(r"^reload all$")
+            await bob.send_direct("device_ts1", msg="bye")
+            await out.wait_for(r"^closed$")
+        assert await asyncio.wait_for(proc.wait(), 10) == 0  # nothing left scheduled
+    finally:
+        await out.stop()
+    print("the example printed:", *out.lines, sep="\n  ")

@@ -33,47 +33,14 @@ from typing import Any
 
 import pytest
 
-from ..conftest import ROOT, NodeProcess
+from ..conftest import NodeProcess
+from .conftest import PACKAGE, npm_run
 
-PACKAGE = ROOT / "clients" / "typescript"
 SCENARIO_TIMEOUT = 30.0  # seconds; the scenario itself gives up after 20 s
 
 
-def _run(command: list[str], timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        command,
-        cwd=PACKAGE,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, "NO_UPDATE_NOTIFIER": "1", "npm_config_fund": "false"},
-    )
-
-
-@pytest.fixture(scope="session")
-def ts_package() -> Path:
-    """The package, installed with ``npm ci`` and built, once per session."""
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if node is None or npm is None:
-        pytest.skip(
-            "the TypeScript client tests need Node.js >= 20 and npm on PATH "
-            "(Debian/Ubuntu: apt-get install nodejs npm; or https://nodejs.org)"
-        )
-    version = subprocess.run([node, "--version"], capture_output=True, text=True).stdout.strip()
-    if int(re.sub(r"^v(\d+).*", r"\1", version) or 0) < 20:
-        pytest.skip(f"the TypeScript client needs Node.js >= 20; this is {version}")
-    for command in ([npm, "ci", "--no-audit", "--no-fund"], [npm, "run", "build"]):
-        result = _run(command)
-        if result.returncode != 0:
-            pytest.fail(
-                f"{' '.join(command[1:])} failed in {PACKAGE}:\n{result.stdout}\n{result.stderr}",
-                pytrace=False,
-            )
-    return PACKAGE
-
-
 def test_unit_and_type_tests(ts_package: Path) -> None:
-    result = _run([shutil.which("npm") or "npm", "test"], timeout=120)
+    result = npm_run([shutil.which("npm") or "npm", "test"], timeout=120)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     # node --test's summary, as TAP ("# pass 33") or spec (an info sign, then "pass 33") prints it
