@@ -28,9 +28,12 @@ What it does (docs/v3-frontend-guide.md has the protocol):
   client (``heartbeats_acked``, ``members()``).
 - **Recovery.** The last (epoch, offset) of each stream (``group``, ``client``, ``broadcast``)
   is kept and sent as ``?recover=`` on every reconnect; copies of a position already seen are
-  dropped. The app sees each message once, in order, across reconnects, as far as the
-  server's history reaches; otherwise it gets a ``Resync``: the server's ``history-gap``, or
-  this client's ``not-recovered`` for a stream it had no position in yet.
+  dropped (counted in ``duplicates``). The app sees each message once, in order, across
+  reconnects, as far as the server's history reaches; otherwise it gets a ``Resync``: the
+  server's ``history-gap``, or this client's ``not-recovered`` for a stream it had no
+  position in yet. Every frame is validated with the server's own models
+  (``v3_core.server_messages``); one outside them is read by its shape and counted in
+  ``off_schema``.
 - **Reconnects.** Full-jitter backoff (uniform up to ``backoff_base * 2**failures``, capped at
   ``backoff_cap``, reset once a connection delivers a frame), through ``urls`` in turn; a 1012
   (node restarting) starts at a quarter of the base, a 4529 adds ``rate_limit_pause``. Not

@@ -13,8 +13,6 @@ from types import TracebackType
 from typing import Any, Literal, Self
 from urllib.parse import quote, urlsplit, urlunsplit
 
-import orjson
-from pydantic import ValidationError
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
@@ -31,7 +29,8 @@ from .errors import (
     ServerClosedError,
     SessionEndedError,
 )
-from .items import STREAM_OF_TARGET, STREAMS, Item, Resync, ServerError, Stream, UnknownFrame
+from .frames import HeartbeatAck, MemberList, read_frame
+from .items import STREAM_OF_TARGET, STREAMS, Item, Resync, Stream
 
 log = logging.getLogger("aether_client")
 
@@ -176,6 +175,8 @@ class AetherClient:
         self.url: str | None = None  # the base URL of the current (or last) connection
         self.attempts = 0  # connection attempts, successful or not
         self.connections = 0  # successful handshakes
+        self.off_schema = 0  # frames that did not match the server's models (read leniently)
+        self.duplicates = 0  # positioned messages received again: dropped, not yielded
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -463,45 +464,39 @@ class AetherClient:
             pass
 
     async def _receive(self, frame: str | bytes) -> None:
-        try:
-            message = MessageV3.model_validate_json(frame)
-        except ValidationError as exc:
-            await self._deliver(_not_a_message(frame, exc))
-            return
-        if message.target == "echo" and message.from_id is None:
-            if message.msg_type == "cmd" and message.cmd == "resync":
-                await self._resync(message)
-                return
-        if message.target == "echo" and message.msg_type == "heartbeat":
-            self._heartbeats_acked += 1
-            self._last_heartbeat = message.sent_at
-            return
-        if message.target == "echo" and message.msg_type == "presence":
-            clients = (message.payload or {}).get("clients")
-            while self._members:
-                future = self._members.popleft()
-                if not future.done():
-                    future.set_result(sorted(str(c) for c in clients or ()))
-                    break
-            return
-        stream = STREAM_OF_TARGET.get(message.target)
-        if stream is not None and message.offset is not None and message.epoch is not None:
-            last = self._positions.get(stream)
-            if last is not None and last[0] == message.epoch and message.offset <= last[1]:
-                log.debug("dropped a copy of %s offset %d", stream, message.offset)
-                return
-            self._positions[stream] = (message.epoch, message.offset)
-        await self._deliver(message)
+        read, known = read_frame(frame)
+        if not known:
+            self.off_schema += 1
+            log.warning("a frame outside the schema (read by its shape): %.200r", frame)
+        match read:
+            case HeartbeatAck():
+                self._heartbeats_acked += 1
+                self._last_heartbeat = read.sent_at
+            case MemberList():
+                while self._members:
+                    future = self._members.popleft()
+                    if not future.done():
+                        future.set_result(read.clients)
+                        break
+            case MessageV3():
+                if self._is_copy(read):
+                    return
+                await self._deliver(read)
+            case _:
+                await self._deliver(read)
 
-    async def _resync(self, message: MessageV3) -> None:
-        payload = message.payload or {}
-        stream = payload.get("stream")
-        resync = Resync(
-            reason=str(payload.get("reason", "")),
-            stream=stream if stream in STREAMS else None,
-            sent_at=message.sent_at,
-        )
-        await self._deliver(resync)
+    def _is_copy(self, message: MessageV3) -> bool:
+        """Keep the stream's position; True for a copy of a message already received."""
+        stream = STREAM_OF_TARGET.get(message.target)
+        if stream is None or message.offset is None or message.epoch is None:
+            return False
+        last = self._positions.get(stream)
+        if last is not None and last[0] == message.epoch and message.offset <= last[1]:
+            log.debug("dropped a copy of %s offset %d", stream, message.offset)
+            self.duplicates += 1
+            return True
+        self._positions[stream] = (message.epoch, message.offset)
+        return False
 
     async def _deliver(self, item: Item) -> None:
         await self._inbox.put(item)
@@ -564,20 +559,6 @@ def _outgoing(
         cmd=cmd,
         payload=payload,
     )
-
-
-def _not_a_message(frame: str | bytes, exc: ValidationError) -> Item:
-    """An ``error`` reply, or a frame this version cannot read."""
-    text = frame if isinstance(frame, str) else frame.decode(errors="replace")
-    try:
-        raw = orjson.loads(frame)
-    except orjson.JSONDecodeError:
-        return UnknownFrame(text, "not JSON")
-    if isinstance(raw, dict) and raw.get("msg_type") == "error":
-        payload = raw.get("payload")
-        payload = payload if isinstance(payload, dict) else {}
-        return ServerError(str(payload.get("code", "")), str(raw.get("msg", "")), payload)
-    return UnknownFrame(text, str(exc))
 
 
 def ws_url(

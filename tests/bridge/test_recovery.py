@@ -1,4 +1,8 @@
-"""History and recovery over real sockets: two nodes, on the memory and Redis backends."""
+"""History and recovery over real sockets: two nodes, on the memory and Redis backends.
+
+Raw sockets, except where the application's view is the point (the first test, on
+``aether_client``): the server's replay is checked frame by frame, duplicates included.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,9 @@ from typing import Any
 import httpx
 import pytest
 import websockets
+
+import aether_client
+from aether_client import Item, MessageV3
 
 from ..conftest import embedded_backends, serve_app
 from ..helpers import connect, recv_json, send_json, v3
@@ -72,35 +79,65 @@ def offsets(frames: list[dict[str, Any]], stream: str) -> list[int]:
     return [f["offset"] for f in frames if "offset" in f and STREAM_OF[f["target"]] == stream]
 
 
-async def test_a_reconnecting_client_gets_exactly_what_it_missed_then_live(two_nodes):
+async def items_until(
+    client: aether_client.AetherClient, done: Callable[[Item], bool]
+) -> list[Item]:
+    """What the client yields up to the first item for which ``done`` is true, then until
+    300 ms pass with none (as ``frames_until``)."""
+    items: list[Item] = []
+    async with asyncio.timeout(5):
+        while not items or not done(items[-1]):
+            items.append(await anext(client))
+    with contextlib.suppress(TimeoutError):
+        while True:
+            items.append(await asyncio.wait_for(anext(client), 0.3))
+    return items
+
+
+def is_marker(item: Item) -> bool:
+    return isinstance(item, MessageV3) and item.msg == "marker"
+
+
+async def test_a_client_back_with_its_positions_gets_exactly_what_it_missed_then_live(two_nodes):
+    """Recovery as an application gets it: aether_client keeps alice's positions, and a new
+    client started with them (a page reload) on the other node gets what she missed. The
+    library drops copies of a position it has seen, so it counts them: the server sent none."""
     a, b = two_nodes
-    positions = Positions()
-    bob = await warm_up(a, b, positions)
+    bob = await v3(b.ws, "g1", "bob")
     async with bob:
+        async with aether_client.connect(
+            a.ws, group_id="g1", client_id="alice", heartbeat=None
+        ) as alice:
+            await send_json(bob, {"msg_type": "msg", "target": "direct", "to_id": "alice"})
+            await post(a.http, {"msg_type": "msg", "target": "broadcast", "msg": "b0"})
+            await send_json(bob, {"msg_type": "msg", "target": "group", "msg": "marker"})
+            await items_until(alice, is_marker)
+            since = alice.positions
+        assert set(since) == {"group", "client", "broadcast"}
         for n in range(5):
             await send_json(bob, {"msg_type": "msg", "target": "group", "msg": f"g{n}"})
             await send_json(
                 bob, {"msg_type": "msg", "target": "direct", "to_id": "alice", "msg": f"d{n}"}
             )
             await post(b.http, {"msg_type": "msg", "target": "broadcast", "msg": f"b{n}"})
-        since = dict(positions.last)
-        alice = await connect(b.ws, f"/v3/ws/group/g1/client/alice?recover={positions.query()}")
-        async with alice:
+        async with aether_client.connect(
+            b.ws, group_id="g1", client_id="alice", recover=since, heartbeat=None
+        ) as again:
             await send_json(bob, {"msg_type": "msg", "target": "group", "msg": "marker"})
-            frames = await frames_until(alice, marker)
-    assert not [f for f in frames if f.get("cmd") == "resync"]
-    for stream in ("group", "client", "broadcast"):
-        got = offsets(frames, stream)
+            items = await items_until(again, is_marker)
+            assert (again.duplicates, again.off_schema, again.connections) == (0, 0, 1)
+    assert [item for item in items if not isinstance(item, MessageV3)] == []  # no Resync
+    messages = [item for item in items if isinstance(item, MessageV3)]
+    for stream, target in (("group", "group"), ("client", "direct"), ("broadcast", "broadcast")):
+        got = [m.offset for m in messages if m.target == target]
         first = since[stream][1] + 1
         assert got == list(range(first, first + len(got))), (stream, got)
-    assert [f["msg"] for f in frames if f.get("target") == "direct"] == [f"d{n}" for n in range(5)]
-    assert [f["msg"] for f in frames if f.get("target") == "broadcast"] == [
-        f"b{n}" for n in range(5)
-    ]
-    group = [f["msg"] for f in frames if f.get("target") == "group" and "msg" in f]
+    assert [m.msg for m in messages if m.target == "direct"] == [f"d{n}" for n in range(5)]
+    assert [m.msg for m in messages if m.target == "broadcast"] == [f"b{n}" for n in range(5)]
+    group = [m.msg for m in messages if m.target == "group" and m.msg is not None]
     assert group == ["g0", "g1", "g2", "g3", "g4", "marker"]
     # Her own leave (missed: she had gone) among them, then her join.
-    events = [f["payload"]["event"] for f in frames if f.get("msg_type") == "presence"]
+    events = [m.payload["event"] for m in messages if m.msg_type == "presence" and m.payload]
     assert events == ["leave", "join"]
 
 

@@ -15,6 +15,8 @@ import time
 import pytest
 import websockets
 
+import aether_client
+
 from .conftest import LaunchNode
 from .scenario import (
     GROUPS,
@@ -104,10 +106,22 @@ async def test_f2_redis_down_10s(redis_server, launch: LaunchNode, prefix):
         killed = time.monotonic()
         await asyncio.sleep(1)
         refused = await refused_with(b.ws, "g1", "latecomer")
+        # A latecomer on the client library: accepted, closed with 1013, retried with backoff
+        # until Redis is back, with nothing for the application to do.
+        library = aether_client.connect(
+            b.ws, group_id="g1", client_id="late_lib", backoff_base=0.2, backoff_cap=1.0
+        )
+        await library.start()
         await asyncio.sleep(max(0.0, killed + 6 - time.monotonic()))
         await redis_server.start()
         restarted = time.monotonic()
         resubscribed = await time_to_subscriptions(redis_server, channels, want=2)
+        try:
+            listed = await library.members(timeout=10)
+            figure("F2 library latecomer: attempts until served", library.attempts)
+        finally:
+            await library.close()
+        assert "late_lib" in listed and library.attempts >= 2, library.attempts
         await traffic
         await asyncio.sleep(1)
     healthy = watch.healthy_since(restarted)

@@ -208,6 +208,8 @@ async def test_every_target_across_two_nodes(
         # A bad to_id fails here, with the server's model, before anything is sent.
         with pytest.raises(ValueError, match="to_id"):
             await alice.send_direct("12345", msg="x")
+        # Every frame matched the server's own models (v3_core.server_messages).
+        assert alice.off_schema == bob.off_schema == carol.off_schema == 0
 
 
 async def test_presence_events_and_members(
@@ -224,6 +226,7 @@ async def test_presence_events_and_members(
             assert await bob.members() == sorted([alice_id, bob_id])
         assert await next_presence(alice) == ("leave", bob_id)
         assert await alice.members() == [alice_id]
+        assert alice.off_schema == 0
 
 
 async def test_heartbeats_go_out_on_a_timer_and_their_echoes_are_not_items(
@@ -300,6 +303,7 @@ async def test_a_node_killed_mid_run_the_app_sees_every_message_once_in_order(
         ("not-recovered", "broadcast", True),
     }
     assert callbacks == resyncs
+    assert sub.off_schema == pub.off_schema == 0
     assert not new_tasks(before)
 
 
@@ -429,3 +433,51 @@ async def test_no_task_is_left_after_close(
             async with aether_client.connect(dead_url(), group_id="g1", client_id="c1", **FAST):
                 pass
     assert not new_tasks(before)
+
+
+def test_frames_are_read_with_the_servers_models_and_leniently_outside_them() -> None:
+    """The server's resync, error and member list become the client's items; a newer gateway's
+    reason or code (outside today's schema) is still delivered, flagged as off-schema."""
+    from aether_client.frames import HeartbeatAck, MemberList, read_frame
+    from v3_core.presence import heartbeat_reply, members_reply, presence_event, resync_notice
+
+    item, known = read_frame(resync_notice("history-gap", "client"))
+    assert known and isinstance(item, Resync)
+    assert (item.reason, item.stream, item.local) == ("history-gap", "client", False)
+    item, known = read_frame(resync_notice("broker-restarted"))
+    assert (
+        known
+        and isinstance(item, Resync)
+        and (item.reason, item.stream)
+        == (
+            "broker-restarted",
+            None,
+        )
+    )
+    item, known = read_frame(members_reply("g1", "c1", ["a1", "c1"]))
+    assert known and item == MemberList(["a1", "c1"])
+    item, known = read_frame(heartbeat_reply("g1", "c1"))
+    assert known and isinstance(item, HeartbeatAck) and item.sent_at is not None
+    item, known = read_frame(presence_event("g1", "c1", "join"))
+    assert known and isinstance(item, MessageV3)
+    assert item.payload == {"event": "join", "client_id": "c1"}
+
+    newer_resync = (
+        '{"version":"3","msg_type":"cmd","target":"echo","cmd":"resync",'
+        '"payload":{"reason":"shard-moved","stream":"group"},"sent_at":"2026-12-04T16:10:03Z"}'
+    )
+    item, known = read_frame(newer_resync)
+    assert (
+        not known
+        and isinstance(item, Resync)
+        and (item.reason, item.stream)
+        == (
+            "shard-moved",
+            "group",
+        )
+    )
+    newer_error = (
+        '{"version":"3","msg_type":"error","target":"echo","msg":"m","payload":{"code":"x"}}'
+    )
+    item, known = read_frame(newer_error)
+    assert not known and item == ServerError("x", "m", {"code": "x"})

@@ -3,9 +3,11 @@
 // the message types. `node scripts/gen-types.mjs` writes the file; `--check` only verifies that
 // the committed file is current (exit 1 if not), which `npm run build` does first.
 //
-// The schema is produced by pydantic (scripts/schema at the repository root). This generator
-// handles exactly the JSON Schema subset that model uses and fails loudly on anything else, so a
-// schema change can never be turned into wrong types silently.
+// The schema is produced by pydantic (scripts/schema at the repository root): its root is the
+// message a client sends (WSMessageV3), its `$defs` every frame the server sends, with
+// `$defs/ServerMessage` their `oneOf`. Each `$defs` object becomes an interface, a `oneOf` a
+// union. This generator handles exactly the JSON Schema subset those models use and fails loudly
+// on anything else, so a schema change can never be turned into wrong types silently.
 
 import { readFileSync, writeFileSync } from "node:fs";
 import { dirname, resolve, relative } from "node:path";
@@ -46,10 +48,16 @@ function checkKeys(node, path, allowed) {
   }
 }
 
-/** The TypeScript type of one (non-root) schema node. */
-export function typeOf(node, path) {
+/** The TypeScript type of one (non-root) schema node; `defs` are the names `$ref` may use. */
+export function typeOf(node, path, defs = new Set()) {
   if (typeof node !== "object" || node === null) fail(path, "not an object");
-  checkKeys(node, path, new Set(["const", "enum", "anyOf", "type", "items", "additionalProperties"]));
+  checkKeys(node, path, new Set(["const", "enum", "anyOf", "type", "items", "additionalProperties", "$ref"]));
+  if ("$ref" in node) {
+    checkKeys(node, path, new Set(["$ref"]));
+    const name = /^#\/\$defs\/([A-Za-z0-9_]+)$/.exec(node.$ref)?.[1];
+    if (!name || !defs.has(name)) fail(path, `unknown $ref ${JSON.stringify(node.$ref)}`);
+    return pascal(name);
+  }
   if ("const" in node) {
     checkKeys(node, path, new Set(["const", "type"]));
     return JSON.stringify(node.const);
@@ -60,7 +68,7 @@ export function typeOf(node, path) {
   }
   if ("anyOf" in node) {
     checkKeys(node, path, new Set(["anyOf"]));
-    return node.anyOf.map((item, n) => typeOf(item, `${path}/anyOf/${n}`)).join(" | ");
+    return node.anyOf.map((item, n) => typeOf(item, `${path}/anyOf/${n}`, defs)).join(" | ");
   }
   switch (node.type) {
     case "string":
@@ -78,7 +86,7 @@ export function typeOf(node, path) {
       return "null";
     case "array":
       checkKeys(node, path, new Set(["type", "items"]));
-      return `Array<${node.items ? typeOf(node.items, `${path}/items`) : "unknown"}>`;
+      return `Array<${node.items ? typeOf(node.items, `${path}/items`, defs) : "unknown"}>`;
     case "object":
       checkKeys(node, path, new Set(["type", "additionalProperties"]));
       if (node.additionalProperties === false) fail(path, "a closed nested object");
@@ -114,12 +122,14 @@ function comment(lines, indent = "") {
 export function generate(schema, sourceName = "docs/ws-message-v3.schema.json") {
   const root = "#";
   if (schema.type !== "object") fail(root, "the root must be an object");
-  checkKeys(schema, root, new Set(["type", "properties", "required", "additionalProperties"]));
+  checkKeys(schema, root, new Set(["$schema", "$defs", "type", "properties", "required", "additionalProperties"]));
   if (!schema.title) fail(root, "the root needs a title");
   if (schema.additionalProperties !== false) fail(root, "the root must be closed");
   const required = new Set(schema.required ?? []);
   const names = Object.keys(schema.properties);
   for (const field of required) if (!names.includes(field)) fail(root, `required '${field}' unknown`);
+  const defs = schema.$defs ?? {};
+  const defNames = new Set(Object.keys(defs));
 
   let out = "";
   out += "// GENERATED FILE: do not edit. Source: " + sourceName + "\n";
@@ -144,11 +154,16 @@ export function generate(schema, sourceName = "docs/ws-message-v3.schema.json") 
   out += `export interface ${iface} {\n`;
   for (const name of names) {
     const node = schema.properties[name];
-    const type = aliases.get(name) ?? typeOf(node, `${root}/properties/${name}`);
+    const type = aliases.get(name) ?? typeOf(node, `${root}/properties/${name}`, defNames);
     out += comment(docLines(node), "  ");
     out += `  ${name}${required.has(name) ? "" : "?"}: ${type};\n`;
   }
   out += "}\n\n";
+
+  if (defNames.size) {
+    out += "// What the server sends: `$defs` of the schema.\n\n";
+    for (const [name, node] of Object.entries(defs)) out += definition(name, node, defNames);
+  }
 
   out += "/** Every field the schema allows (anything else is `unknown-field`). */\n";
   out += `export const FIELDS: readonly (keyof ${iface})[] = ${JSON.stringify(names)};\n\n`;
@@ -164,6 +179,34 @@ export function generate(schema, sourceName = "docs/ws-message-v3.schema.json") 
   out += "/** The regular expression (as a string) each patterned field must match. */\n";
   out += `export const FIELD_PATTERNS: { readonly [field: string]: string } = ${JSON.stringify(patterns, null, 2)};\n`;
   return out;
+}
+
+/** One `$defs` entry: a closed object becomes an interface, a `oneOf` of `$ref`s a union. */
+function definition(name, node, defNames) {
+  const path = `#/$defs/${name}`;
+  const typeName = pascal(name);
+  const lines = [node.description ?? node.title ?? name, `JSON Schema: \`${path}\`.`];
+  if ("oneOf" in node) {
+    checkKeys(node, path, new Set(["oneOf"]));
+    const members = node.oneOf.map((item, n) => {
+      if (Object.keys(item).length !== 1 || !("$ref" in item)) fail(`${path}/oneOf/${n}`, "a oneOf member must be a $ref");
+      return typeOf(item, `${path}/oneOf/${n}`, defNames);
+    });
+    return `${comment(lines)}export type ${typeName} =\n${members.map((m) => `  | ${m}`).join("\n")};\n\n`;
+  }
+  checkKeys(node, path, new Set(["type", "properties", "required", "additionalProperties"]));
+  if (node.type !== "object" || !node.properties) fail(path, "a definition must be an object or a oneOf");
+  if (node.additionalProperties !== false) fail(path, "a definition must be closed");
+  const required = new Set(node.required ?? []);
+  const fields = Object.keys(node.properties);
+  for (const field of required) if (!fields.includes(field)) fail(path, `required '${field}' unknown`);
+  let out = `${comment(lines)}export interface ${typeName} {\n`;
+  for (const field of fields) {
+    const property = node.properties[field];
+    out += comment(docLines(property), "  ");
+    out += `  ${field}${required.has(field) ? "" : "?"}: ${typeOf(property, `${path}/properties/${field}`, defNames)};\n`;
+  }
+  return `${out}}\n\n`;
 }
 
 function main() {

@@ -1,21 +1,25 @@
 // The Aether V3 WebSocket client: connect(), typed handlers, heartbeats, recovery, reconnects.
 
-import { FIELD_PATTERNS, type MsgType, type WSMessageV3 } from "./generated.js";
+import {
+  FIELD_PATTERNS,
+  type ErrorMessage,
+  type HeartbeatMessage,
+  type MsgType,
+  type PresenceEventMessage,
+  type PresenceListMessage,
+  type ServerMessage,
+  type WSMessageV3,
+} from "./generated.js";
 import { backoffDelay, shouldRetry, type ReconnectOptions } from "./policy.js";
 import type {
   CmdMessage,
-  ErrorMessage,
-  HeartbeatMessage,
   MsgMessage,
   Position,
   Positions,
   PresenceEvent,
-  PresenceEventMessage,
-  PresenceListMessage,
   ResyncReason,
-  ServerMessage,
   StreamName,
-} from "./server-types.js";
+} from "./derived-types.js";
 
 // ---------------------------------------------------------------------------------------------
 // Public types
@@ -58,9 +62,8 @@ export interface ConnectOptions {
   token?: string | (() => string | Promise<string>);
   /**
    * How the token travels: `?token=` (default; the gateway strips it before logging), or the
-   * subprotocols `aether.bearer, TOKEN`. With "protocol", a refused token shows as 1006 (and is
-   * retried) instead of 4501: today's gateway accepts a refused handshake without echoing the
-   * subprotocol, so WebSocket clients fail the handshake (see the README).
+   * subprotocols `aether.bearer, TOKEN` (kept out of URLs altogether). A refused token shows
+   * as 4501 either way: the gateway echoes `aether.bearer` on a refusal too.
    */
   tokenTransport?: "protocol" | "query";
   /** The WebSocket class; required where there is no global one (Node 20: the `ws` package). */
@@ -146,7 +149,7 @@ export interface ClientStats {
   duplicates: number;
   /** Positioned messages that skipped offsets on the same epoch. */
   gaps: number;
-  /** Frames that were not JSON objects (ignored). */
+  /** Frames that were not JSON objects, or objects outside the schema it could not read (ignored). */
   unreadable: number;
 }
 
@@ -639,7 +642,12 @@ class Client implements AetherClient {
     if (this.current === "open") this.answered();
     const m = message as ServerMessage;
     if (!this.track(m)) return;
-    this.dispatch(m);
+    try {
+      this.dispatch(m);
+    } catch {
+      // A frame outside the schema (the gateway's frames are tested against it): not fatal.
+      this.counters.unreadable += 1;
+    }
   }
 
   /** The server answered this connection: reset the backoff, flush the queue. */
@@ -654,7 +662,9 @@ class Client implements AetherClient {
   /** Keep the stream's position; false for a copy of a message already received. */
   private track(m: ServerMessage): boolean {
     const stream = STREAM_OF[m.target];
-    if (!stream || typeof m.offset !== "number" || typeof m.epoch !== "string") return true;
+    if (!stream || !("offset" in m) || typeof m.offset !== "number" || typeof m.epoch !== "string") {
+      return true;
+    }
     const before: Position | undefined = this.last[stream];
     if (before && before.epoch === m.epoch) {
       if (m.offset <= before.offset) {
@@ -668,26 +678,23 @@ class Client implements AetherClient {
   }
 
   private dispatch(m: ServerMessage): void {
-    const payload = (m.payload ?? {}) as Record<string, unknown>;
     switch (m.msg_type) {
       case "msg":
         this.emit("msg", m as MsgMessage);
         return;
       case "cmd":
-        if (m.cmd === "resync" && m.target === "echo" && m.from_id == null) {
-          const stream = payload["stream"];
-          this.emit("resync", {
-            reason: String(payload["reason"] ?? "unknown"),
-            ...(typeof stream === "string" ? { stream: stream as StreamName } : {}),
-            local: false,
-          });
+        // The server's notice has no from_id; an echoed "resync" of your own carries yours.
+        if (m.target === "echo" && m.cmd === "resync" && !("from_id" in m)) {
+          const { reason, stream } = m.payload;
+          this.emit("resync", { reason, ...(stream !== undefined ? { stream } : {}), local: false });
           return;
         }
         this.emit("cmd", m as CmdMessage);
         return;
       case "presence":
         if (m.target === "echo") {
-          const clients = Array.isArray(payload["clients"]) ? (payload["clients"] as string[]) : [];
+          const listed = m.payload?.clients;
+          const clients = Array.isArray(listed) ? listed : [];
           // Answers every pending call: a request refused with an error gets no list, so
           // matching lists to requests one by one could hand each later call an older list.
           for (const waiter of this.membersInflight.splice(0)) {
@@ -696,17 +703,17 @@ class Client implements AetherClient {
             this.timers.clearTimeout(waiter.timer);
             waiter.resolve([...clients]);
           }
-          this.emit("members", [...clients], m as PresenceListMessage);
+          this.emit("members", [...clients], m);
         } else {
-          const event = payload as unknown as PresenceEvent;
-          this.emit("presence", { event: event.event, client_id: event.client_id }, m as PresenceEventMessage);
+          const event: PresenceEvent = { event: m.payload.event, client_id: m.payload.client_id };
+          this.emit("presence", event, m);
         }
         return;
       case "heartbeat":
-        this.emit("heartbeat", m as HeartbeatMessage);
+        this.emit("heartbeat", m);
         return;
       case "error":
-        this.emit("error", m as ErrorMessage);
+        this.emit("error", m);
         return;
       default:
         return; // a msg_type from a newer gateway: ignored

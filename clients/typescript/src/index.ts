@@ -22,5 +22,23 @@ export type {
 export { NO_RETRY_CODES, backoffDelay, shouldRetry } from "./policy.js";
 export type { ReconnectOptions } from "./policy.js";
 export { FIELDS, FIELD_PATTERNS, MSG_TYPES, REQUIRED_FIELDS, TARGETS } from "./generated.js";
-export type { MsgType, Target, WSMessageV3 } from "./generated.js";
-export type * from "./server-types.js";
+export type {
+  BroadcastMessage,
+  DirectMessage,
+  EchoMessage,
+  ErrorMessage,
+  ErrorPayload,
+  GroupMessage,
+  HeartbeatMessage,
+  MsgType,
+  PresenceEventMessage,
+  PresenceEventPayload,
+  PresenceListMessage,
+  PresenceListPayload,
+  ResyncMessage,
+  ResyncPayload,
+  ServerMessage,
+  Target,
+  WSMessageV3,
+} from "./generated.js";
+export type * from "./derived-types.js";

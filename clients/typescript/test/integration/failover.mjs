@@ -2,6 +2,7 @@
 // tests/clients/test_typescript_client.py; runnable by hand the same way).
 //
 //   AETHER_NODE_A, AETHER_NODE_B   base URLs of the two nodes (ws://127.0.0.1:PORT)
+//   AETHER_WEBSOCKET=global        use the runtime's own WebSocket (Node >= 22), not `ws`
 //
 // alice connects with url [A, B] (queue on); bob and dave/erin (her group) and carol (another
 // group) use node B. Every target and presence are checked; then the script prints the line
@@ -19,6 +20,12 @@ import WS from "ws";
 
 import { connect } from "../../dist/index.js";
 
+// Node 22's global WebSocket (the client's default), or the `ws` package passed in.
+const IMPL = process.env.AETHER_WEBSOCKET === "global" ? {} : { WebSocket: WS };
+if (process.env.AETHER_WEBSOCKET === "global" && typeof globalThis.WebSocket !== "function") {
+  console.log(`FAIL no global WebSocket in Node ${process.version}`);
+  process.exit(2);
+}
 const A = process.env.AETHER_NODE_A;
 const B = process.env.AETHER_NODE_B;
 const DEADLINE_MS = Number(process.env.AETHER_SCENARIO_MS ?? 20_000);
@@ -45,7 +52,7 @@ function client(name, groupId, url, extra = {}) {
     url,
     groupId,
     clientId: name,
-    WebSocket: WS,
+    ...IMPL,
     heartbeatMs: 5_000,
     random: () => 1, // the full cap: a known reconnect delay, long enough to publish meanwhile
     reconnect: { baseMs: 800, restartBaseMs: 800, maxMs: 3_000 },
@@ -225,6 +232,7 @@ async function scenario() {
     received: { group: got.filter((m) => m.target === "group").length, direct: got.filter((m) => m.target === "direct").length, broadcast: got.filter((m) => m.target === "broadcast").length, echo: got.filter((m) => m.target === "echo").length },
     presence: presence(alice),
     members,
+    runtime: { node: process.version, websocket: IMPL.WebSocket ? "ws" : "global" },
   };
 }
 

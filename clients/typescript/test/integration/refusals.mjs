@@ -4,8 +4,8 @@
 //   AETHER_AUTH_SECRET   the node's HS256 secret
 //
 // A token is accepted in the query and as the aether.bearer subprotocol; a bad token (4501)
-// and a malformed ?recover= (1008) end the client without a second attempt. Also reported (not
-// checked): what a refusal looks like with the token as a subprotocol (see the README).
+// and a malformed ?recover= (1008) end the client without a second attempt. Also reported
+// (checked by the pytest driver): what a refusal looks like with the token as a subprotocol.
 // The last line is "PASS {json}" or "FAIL <why>"; exit code 0 or 1.
 
 import { createHmac } from "node:crypto";
@@ -46,7 +46,7 @@ async function until(condition, what, ms = 5_000) {
 
 async function scenario() {
   const summary = {};
-  // Accepted: the token as subprotocols (the default), and in the query.
+  // Accepted: the token as subprotocols, and in the query (the default).
   const viaProtocol = client("tina", {
     token: () => jwt({ sub: "tina", groups: ["team_t"], exp }),
     tokenTransport: "protocol",

@@ -5,9 +5,13 @@ import {
   type AetherClient,
   type CmdMessage,
   type ErrorCode,
+  type HeartbeatMessage,
   type MsgMessage,
   type Positions,
+  type PresenceListMessage,
+  type ResyncMessage,
   type SendResult,
+  type ServerMessage,
   type WSMessageV3,
 } from "@aether/ws-client";
 
@@ -39,9 +43,16 @@ const results: SendResult[] = [
 void results;
 
 client.on("msg", (m: MsgMessage) => {
-  const text: string | null | undefined = m.msg;
-  const offset: number | null | undefined = m.offset;
-  void text, offset;
+  const text: string | undefined = m.msg;
+  // The target tells the shape apart (the schema's oneOf): echoes carry no position, a direct
+  // message always names its recipient.
+  const offset: number | undefined = m.target === "echo" ? undefined : m.offset;
+  const to: string | undefined = m.target === "direct" ? m.to_id : undefined;
+  if (m.target === "direct") {
+    const recipient: string = m.to_id;
+    void recipient;
+  }
+  void text, offset, to;
 });
 client.on("cmd", (m: CmdMessage) => void m.cmd?.toUpperCase());
 const off = client.on("presence", (event, m) => {
@@ -55,6 +66,29 @@ client.on("error", (m) => {
   const code: ErrorCode = m.payload.code;
   if (code === "rate-limited") void m.payload.retry_after?.toFixed();
 });
+client.on("members", (clients: string[], m: PresenceListMessage) => void [clients, m.payload.clients]);
+client.on("heartbeat", (m: HeartbeatMessage) => void m.sent_at.length);
+
+// Every frame the server sends, narrowed by msg_type and target.
+function describe(m: ServerMessage): string {
+  switch (m.msg_type) {
+    case "error":
+      return m.payload.code;
+    case "presence":
+      return m.target === "echo" ? m.payload.clients.join() : `${m.payload.client_id} ${m.payload.event}`;
+    case "heartbeat":
+      return m.from_id;
+    case "cmd":
+      if (m.target === "echo" && !("from_id" in m)) {
+        const resync: ResyncMessage = m;
+        return resync.payload.reason + (resync.payload.stream ?? "");
+      }
+      return m.cmd ?? "";
+    case "msg":
+      return m.msg ?? "";
+  }
+}
+void describe;
 client.on("close", ({ code, reconnectInMs }) => void (reconnectInMs ?? code));
 client.onResync(({ reason, stream, local }) => void [reason, stream ?? "all", local]);
 

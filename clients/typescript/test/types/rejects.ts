@@ -2,7 +2,13 @@
 // test/unit/types.test.mjs checks that each fails with that very code once the directives are
 // removed (so a line cannot "fail" for an unrelated reason, such as a typo).
 import WS from "ws";
-import { connect, type WSMessageV3 } from "@aether/ws-client";
+import {
+  connect,
+  type DirectMessage,
+  type ResyncMessage,
+  type ResyncPayload,
+  type WSMessageV3,
+} from "@aether/ws-client";
 
 const client = connect({ url: "ws://127.0.0.1:8000", groupId: "g1", clientId: "c1", WebSocket: WS });
 
@@ -41,3 +47,24 @@ const bad3: WSMessageV3 = { msg_type: "msg" };
 // @ts-expect-error TS2322 version is the string "3", not the number
 const bad4: WSMessageV3 = { version: 3, msg_type: "msg", target: "group" };
 void [bad, bad2, bad3, bad4];
+
+// What the server sends is typed from the schema too: a wrong field fails.
+// @ts-expect-error TS2339 an error payload has code and retry_after, nothing else
+client.on("error", (m) => m.payload.kode);
+// @ts-expect-error TS2367 error codes are the schema's (kebab-case)
+client.on("error", (m) => m.payload.code === "rate_limited");
+// @ts-expect-error TS2367 resync reasons are the schema's (and the client's no-position)
+client.onResync((info) => info.reason === "broker-lost");
+// @ts-expect-error TS2339 a presence event names one client; the list is the members handler's
+client.on("presence", (_event, m) => m.payload.clients);
+// @ts-expect-error TS2339 a heartbeat echo has no payload
+client.on("heartbeat", (m) => m.payload);
+// @ts-expect-error TS2339 echoes carry no position: only stream messages do
+client.on("msg", (m) => m.target === "echo" && m.offset);
+// @ts-expect-error TS2741 a direct message always names its recipient
+const noRecipient: DirectMessage = { version: "3", msg_type: "msg", target: "direct", sent_at: "" };
+// @ts-expect-error TS2353 a server resync notice has no from_id
+const spoofed: ResyncMessage = { version: "3", msg_type: "cmd", target: "echo", cmd: "resync", from_id: "x", payload: { reason: "history-gap" }, sent_at: "" };
+// @ts-expect-error TS2322 stream names are group, client and broadcast
+const wrongStream: ResyncPayload = { reason: "history-gap", stream: "direct" };
+void [noRecipient, spoofed, wrongStream];

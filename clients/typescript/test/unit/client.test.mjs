@@ -170,6 +170,8 @@ describe("receiving", () => {
     socket().receive({ version: "3", msg_type: "cmd", target: "echo", cmd: "resync", from_id: CLIENT });
     socket().receive({ version: "3", msg_type: "surprise", target: "echo" }); // a newer gateway's: ignored
     socket().receive("not json");
+    // Outside the schema (no payload): counted and skipped, not thrown out of onmessage.
+    socket().receive({ version: "3", msg_type: "presence", target: "group", group_id: GROUP });
     assert.deepEqual(
       events.map((e) => e[0]),
       ["msg", "cmd", "presence", "presence", "error", "resync", "resync", "cmd"],
@@ -181,7 +183,7 @@ describe("receiving", () => {
       { reason: "history-gap", stream: "broadcast", local: false },
       { reason: "broker-restarted", local: false },
     ]);
-    assert.equal(client.stats().unreadable, 1);
+    assert.equal(client.stats().unreadable, 2);
     await client.close();
   });
 

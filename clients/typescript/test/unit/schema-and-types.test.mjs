@@ -31,7 +31,8 @@ test("a schema change changes the generated types", () => {
 
 test("the generator refuses schema constructs it does not handle", () => {
   const cases = [
-    [{ $ref: "#/$defs/X" }, /keyword '\$ref'/],
+    [{ $ref: "#/$defs/X" }, /unknown \$ref "#\/\$defs\/X"/],
+    [{ $ref: "#/$defs/ErrorPayload", type: "object" }, /keyword 'type'/],
     [{ oneOf: [{ type: "string" }] }, /keyword 'oneOf'/],
     [{ type: "object", additionalProperties: false }, /closed nested object/],
     [{ type: ["string", "null"] }, /type \["string","null"\]/],
@@ -42,6 +43,28 @@ test("the generator refuses schema constructs it does not handle", () => {
     assert.throws(() => generate(changed), error);
   }
   assert.throws(() => generate({ ...schema, additionalProperties: true }), /closed/);
+  const open = structuredClone(schema);
+  open.$defs.ErrorPayload.additionalProperties = true;
+  assert.throws(() => generate(open), /ErrorPayload: a definition must be closed/);
+  const loose = structuredClone(schema);
+  loose.$defs.ServerMessage.oneOf.push({ type: "object" });
+  assert.throws(() => generate(loose), /a oneOf member must be a \$ref/);
+});
+
+test("the server's frames are generated: one interface per $defs object, ServerMessage their union", () => {
+  const text = generate(schema);
+  const members = schema.$defs.ServerMessage.oneOf.map((item) => item.$ref.replace("#/$defs/", ""));
+  assert.ok(members.length >= 9, "ServerMessage lost members");
+  const union = /export type ServerMessage =\n((?: {2}\| \w+\n?)+);/.exec(text);
+  assert.ok(union, text);
+  assert.deepEqual(union[1].split("\n").map((line) => line.replace(/^ {2}\| /, "")), members);
+  for (const [name, node] of Object.entries(schema.$defs)) {
+    if (node.properties) assert.match(text, new RegExp(`export interface ${name} \\{`));
+  }
+  // A field the schema adds to a server frame appears in its interface.
+  const changed = structuredClone(schema);
+  changed.$defs.ErrorMessage.properties.trace_id = { type: "string", title: "Trace Id" };
+  assert.match(generate(changed), /export interface ErrorMessage \{[^}]*\n {2}trace_id\?: string;\n/);
 });
 
 test("each line of rejects.ts fails with the code its directive names", () => {
