@@ -231,6 +231,7 @@ def _cores(a: tuple[float, int, int], b: tuple[float, int, int]) -> float:
 
 
 def _probe_lines(probe_dir: Path, pid: int, start: float, end: float, top: int) -> list[str]:
+    """The probe's worst lines in the window, after a count of full GC passes."""
     path = probe_dir / f"probe-{pid}.log"
     if not path.exists():
         return []
@@ -238,8 +239,10 @@ def _probe_lines(probe_dir: Path, pid: int, start: float, end: float, top: int) 
     for line in path.read_text().splitlines():
         parts = line.split()
         if len(parts) >= 3 and start <= float(parts[0]) <= end:
-            events.append((float(parts[2]), line))
-    return [line for _, line in sorted(events, reverse=True)[:top]]
+            events.append((float(parts[2]), parts[1], line))
+    full = [ms for ms, kind, _ in events if kind == "gc2"]
+    summary = f"{len(full)} full GC passes, {sum(full):.0f} ms in all, longest {max(full, default=0):.0f} ms"
+    return [summary, *(line for _, _, line in sorted(events, reverse=True)[:top])]
 
 
 def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:

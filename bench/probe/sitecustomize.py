@@ -42,9 +42,14 @@ if len(sys.argv) > 1 and sys.argv[1] == "serve" and "aether-bridge" in sys.argv[
             return
         took = (time.perf_counter_ns() - _started[0]) / 1e6
         if info["generation"] >= 1 or took > 1.0:
-            _log.write(f"{time.monotonic():.3f} gc{info['generation']} {took:.2f}\n")
+            _log.write(
+                f"{time.monotonic():.3f} gc{info['generation']} {took:.2f}"
+                f" collected {info['collected']} counts {gc.get_count()}\n"
+            )
 
     gc.callbacks.append(_on_gc)
+    if _threshold := os.environ.get("AETHER_PROBE_GC_THRESHOLD"):  # e.g. "10000,10,10"
+        gc.set_threshold(*(int(t) for t in _threshold.split(",")))
 
     async def _ticker() -> None:
         while True:

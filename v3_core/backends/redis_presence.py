@@ -13,6 +13,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
+from redis.exceptions import NoScriptError
 
 from v3_core.errors import BackendUnavailable
 
@@ -89,14 +90,25 @@ class RedisPresenceStore:
     async def _run_scripts(self, script: AsyncScript, calls: list[_ScriptCall]) -> list[Any]:
         """One round trip for the batch on one server; one call after another on a cluster.
 
-        Not concurrently there: sixty calls at once through redis-py's cluster client failed
-        once in CI with a connection torn down in the middle of its own handshake.
+        A lone call (a heartbeat's touch) is a plain EVALSHA. A batch is pipelined EVALSHAs
+        without redis-py's script bookkeeping, which costs a SCRIPT EXISTS round trip before
+        every pipeline; a Redis that forgot the script (restarted) gets it loaded, then the
+        batch again (every presence script may run twice). Not concurrently on a cluster:
+        sixty calls at once through redis-py's cluster client failed once in CI with a
+        connection torn down in the middle of its own handshake.
         """
-        if not self._pipelined:
+        if len(calls) == 1 or not self._pipelined:
             return [await script(keys, args) for keys, args in calls]
+        try:
+            return await self._evalsha_pipeline(script, calls)
+        except NoScriptError:
+            await self._redis.script_load(script.script)
+            return await self._evalsha_pipeline(script, calls)
+
+    async def _evalsha_pipeline(self, script: AsyncScript, calls: list[_ScriptCall]) -> list[Any]:
         async with self._redis.pipeline(transaction=False) as pipe:
             for keys, args in calls:
-                await script(keys, args, client=pipe)
+                pipe.evalsha(script.sha, len(keys), *keys, *args)
             return await pipe.execute()
 
     async def members(self, group_id: str) -> list[str]:

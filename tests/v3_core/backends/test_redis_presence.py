@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -15,7 +16,8 @@ ENTRIES = [(f"g{i % 20}", f"c{i}", f"conn{i}") for i in range(1000)]  # 20 group
 @pytest.fixture
 async def store(redis_url, prefix) -> AsyncIterator[RedisPresenceStore]:
     store = RedisPresenceStore(redis_url, ttl=5, prefix=prefix)
-    await store.touch(ENTRIES[:1])  # loads the script
+    await store.touch(ENTRIES[:1])  # loads the scripts
+    await store.sweep(["g0"])
     yield store
     await store.aclose()
 
@@ -36,9 +38,17 @@ async def _script_calls(client: aioredis.Redis) -> int:
     return await _calls(client, "evalsha", "eval")
 
 
-async def _pipelines(client: aioredis.Redis) -> int:
-    """redis-py opens every pipeline that runs scripts with one SCRIPT EXISTS."""
-    return await _calls(client, "script|exists")
+def _count_pipelines(store: RedisPresenceStore, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many pipelines the store sends (each one round trip)."""
+    sent = [0]
+    send = store._evalsha_pipeline
+
+    async def counted(*args: Any) -> Any:
+        sent[0] += 1
+        return await send(*args)
+
+    monkeypatch.setattr(store, "_evalsha_pipeline", counted)
+    return sent
 
 
 async def test_refresh_and_sweep_run_one_script_per_group_not_per_connection(store, client):
@@ -52,15 +62,37 @@ async def test_refresh_and_sweep_run_one_script_per_group_not_per_connection(sto
     assert await _script_calls(client) - before == 20
 
 
-async def test_a_refresh_takes_one_round_trip_per_hundred_connections(store, client):
+async def test_a_refresh_takes_one_round_trip_per_hundred_connections(store, client, monkeypatch):
     """Each pipeline is built with the event loop held: about a hundred entries at a time."""
-    before = await _pipelines(client)
+    pipelines = _count_pipelines(store, monkeypatch)
     await store.touch(ENTRIES)
-    assert await _pipelines(client) - before == 10  # of two groups each
+    assert pipelines[0] == 10  # of two groups each
 
 
-async def test_a_sweep_takes_one_round_trip_per_fifty_groups(store, client):
+async def test_a_pipeline_costs_no_script_exists_round_trip(store, client):
+    """redis-py would open every pipeline of scripts with a SCRIPT EXISTS: a round trip more."""
+    before = await _calls(client, "script|exists")
+    await store.touch(ENTRIES)
+    await store.sweep(f"g{i}" for i in range(20))
+    assert await _calls(client, "script|exists") - before == 0
+
+
+async def test_a_lone_touch_is_one_script_call_not_a_pipeline(store, client, monkeypatch):
+    """A heartbeat touches one connection: one EVALSHA."""
+    pipelines = _count_pipelines(store, monkeypatch)
+    before = await _script_calls(client)
+    await store.touch(ENTRIES[:1])
+    assert (pipelines[0], await _script_calls(client) - before) == (0, 1)
+
+
+async def test_a_batch_reloads_the_script_a_restarted_redis_forgot(store, client):
+    await client.script_flush()
+    await store.touch(ENTRIES)
+    assert len(await store.members("g3")) == 50
+
+
+async def test_a_sweep_takes_one_round_trip_per_fifty_groups(store, client, monkeypatch):
     groups = [f"g{i}" for i in range(120)]
-    before = await _pipelines(client)
+    pipelines = _count_pipelines(store, monkeypatch)
     await store.sweep(groups)
-    assert await _pipelines(client) - before == 3
+    assert pipelines[0] == 3
