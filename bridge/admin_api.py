@@ -20,6 +20,7 @@ from v3_core import (
 )
 
 from .api_token import require_api_token
+from .dead_letters import DeadLetters, dead_letters_json
 from .v2_node import V2Control
 from .v2_policy import Mode
 from .v2_usage import usage_json
@@ -85,6 +86,18 @@ async def get_usage(request: Request) -> JSONResponse:
     except BackendUnavailable as exc:
         return _problem(503, "backend-unavailable", str(exc))
     return JSONResponse(usage_json(groups))
+
+
+@router.get("/dead-letters")
+async def get_dead_letters(request: Request, limit: int = 100) -> JSONResponse:
+    """Samples of what the bridge refused to pass on (every node), newest first, with the
+    counts per code; tokens and long payloads are cut."""
+    recorder: DeadLetters = request.app.state.dead_letters
+    try:
+        letters, counts = await recorder.recent(max(1, min(limit, 1000)))
+    except BackendUnavailable as exc:
+        return _problem(503, "backend-unavailable", str(exc))
+    return JSONResponse(dead_letters_json(letters, counts))
 
 
 async def _group_vision_id(mapper: IdMapper, raw: str | int | None) -> str | None:

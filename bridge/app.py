@@ -20,6 +20,8 @@ from v3_core.streams import HistoryPolicy
 from . import admin_api, http_api, sockets, worker_metrics
 from .api_token import ApiUnauthorized
 from .auth import TokenPolicy
+from .dead_letter_store import DeadLetterStore, open_dead_letter_store
+from .dead_letters import DeadLetters
 from .metrics import metrics_registry
 from .settings import Settings
 from .v2_node import V2Control
@@ -36,13 +38,14 @@ def create_app(
     hub: MemoryHub | None = None,
     id_store: IdStore | None = None,
     v2_store: V2Store | None = None,
+    dead_letter_store: DeadLetterStore | None = None,
     metrics_dir: str | None = None,
 ) -> sockets.SocketRouter:
     """The ASGI app of one node: raw WebSocket endpoints in front of the FastAPI HTTP app.
 
-    ``hub``, ``id_store`` and ``v2_store`` let in-process test nodes share the embedded
-    backends, as nodes share one Redis. ``metrics_dir``: this is a worker of a ``--workers``
-    node, and /metrics shows the whole group (bridge/worker_metrics.py).
+    ``hub``, ``id_store``, ``v2_store`` and ``dead_letter_store`` let in-process test nodes
+    share the embedded backends, as nodes share one Redis. ``metrics_dir``: this is a worker
+    of a ``--workers`` node, and /metrics shows the whole group (bridge/worker_metrics.py).
     """
     settings = settings or Settings()
 
@@ -61,6 +64,11 @@ def create_app(
                 cluster_pubsub=settings.cluster_pubsub,
                 hub=hub,
             ) as backends,
+            DeadLetters(
+                dead_letter_store or _dead_letter_store(settings),
+                node_id=settings.node_id,
+                max_frame_bytes=settings.max_message_bytes,
+            ) as dead_letters,
             ConnectionManager(
                 backends,
                 node_id=settings.node_id,
@@ -79,6 +87,7 @@ def create_app(
                     per_client=settings.max_connections_per_client,
                     per_node=settings.max_connections,
                 ),
+                refusals=dead_letters,
             ) as manager,
             open_id_mapper(
                 settings.redis_url,
@@ -95,7 +104,7 @@ def create_app(
                 flush_interval=settings.v2_usage_interval,
             ) as v2_control,
             worker_metrics.worker_group(
-                metrics_registry(manager, v2_control), metrics_dir
+                metrics_registry(manager, v2_control, dead_letters), metrics_dir
             ) as metrics,
         ):
             app.state.settings = settings
@@ -108,6 +117,7 @@ def create_app(
             app.state.id_mapper = id_mapper
             app.state.v2 = V2Dialect(id_mapper, allow_broadcast=settings.client_broadcast)
             app.state.v2_control = v2_control
+            app.state.dead_letters = dead_letters
             app.state.metrics = metrics
             try:
                 await backends.broker.wait_ready(READY_WAIT)
@@ -137,6 +147,16 @@ def _v2_store(settings: Settings) -> V2Store:
         prefix=settings.channel_prefix,
         timeout=settings.redis_timeout,
         usage_ttl=settings.v2_usage_ttl,
+    )
+
+
+def _dead_letter_store(settings: Settings) -> DeadLetterStore:
+    return open_dead_letter_store(
+        settings.redis_url,
+        prefix=settings.channel_prefix,
+        timeout=settings.redis_timeout,
+        keep=settings.dead_letter_keep,
+        ttl=settings.dead_letter_ttl,
     )
 
 

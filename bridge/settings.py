@@ -75,6 +75,10 @@ class Settings(BaseSettings):
     v2_usage_interval: float = Field(5.0, gt=0)
     v2_usage_ttl: float = Field(30 * 86400.0, gt=0)
 
+    # Dead letters (bridge/dead_letters.py): samples kept per group and code, for how long.
+    dead_letter_keep: int = Field(10, ge=1, le=1000)
+    dead_letter_ttl: float = Field(3 * 86400.0, gt=0)
+
     @model_validator(mode="after")
     def _workers_need_redis(self) -> Settings:
         if self.workers > 1 and not self.redis_url:

@@ -12,13 +12,14 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 
 from .backends.base import RECONNECTED, Backends, BrokerMessage, Discontinuity
 from .connection import Connection, Dialect, Outgoing, QueueLimits, Sender, V3Dialect
 from .errors import BackendUnavailable, CloseCode, ConnectionRejected, MessageRejected
 from .ids import new_conn_id
+from .latency import Latencies
 from .messages import MessageV3, encode
 from .node_streams import NodeStreams
 from .presence import (
@@ -30,6 +31,7 @@ from .presence import (
 )
 from .ratelimit import RateLimit, may_be_heartbeat
 from .recovery import ClientRecovery
+from .refusals import RefusalSink
 from .registry import LocalRegistry
 from .routing import ECHO, Channels, Envelope, UnreadableEnvelope
 from .streams import (
@@ -84,6 +86,9 @@ class ManagerStats:
     slow_consumers: int = 0
     presence_expired: int = 0
     broker_unreadable: int = 0  # messages from the broker this node could not read (dropped)
+    error_replies: dict[str, int] = field(default_factory=dict)  # error code -> replies sent
+    # (protocol, target) -> client frames handled: "v3"/"v2" dialects, "http" for POST /v3/messages
+    traffic: dict[tuple[str, str], int] = field(default_factory=dict)
 
 
 class ConnectionManager:
@@ -100,12 +105,15 @@ class ConnectionManager:
         allow_client_broadcast: bool = True,
         rate_limit: RateLimit | None = None,
         connection_limits: ConnectionLimits | None = None,
+        refusals: RefusalSink | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.node_id = node_id
         self.channels = channels
         self.presence_ttl = presence_ttl
         self.stats = ManagerStats()
+        self.latency = Latencies()
+        self.refusals = refusals  # dead letters: told of refusals only, never of deliveries
         self.v3 = V3Dialect(allow_broadcast=allow_client_broadcast)
         self._broker = backends.broker
         self._presence = backends.presence
@@ -365,6 +373,9 @@ class ConnectionManager:
 
     def _count_slow(self, conn: Connection) -> None:
         self.stats.slow_consumers += 1
+        if self.refusals is not None:
+            lost = conn.undelivered()
+            self.refusals.slow_consumer(conn, lost[0].text if lost else None)
 
     # -- inbound -------------------------------------------------------------------------
 
@@ -383,10 +394,14 @@ class ConnectionManager:
                 message = await self._admit(conn, text, self._rate_limit)
             await self._handle(conn, message)
         except MessageRejected as rejected:
-            self.stats.messages_rejected += 1
+            stats = self.stats
+            stats.messages_rejected += 1
+            stats.error_replies[rejected.code] = stats.error_replies.get(rejected.code, 0) + 1
             conn.reply_error(rejected)
             if rejected.code == "rate-limited":
                 self._count_rate_limited(conn)
+            elif self.refusals is not None and conn.dialect is not self.v3:
+                self.refusals.frame_refused(conn, text, rejected)
 
     async def _admit(self, conn: Connection, text: str, limit: RateLimit) -> MessageV3:
         """Charge the frame to the bucket before parsing it; parse only what may pass.
@@ -428,6 +443,7 @@ class ConnectionManager:
             )
 
     async def _handle(self, conn: Connection, message: MessageV3) -> None:
+        self.count_traffic(conn.dialect.name, message.target)
         if message.target != "echo":
             await self.publish(message, origin=conn)
         elif message.msg_type == "heartbeat":
@@ -437,6 +453,10 @@ class ConnectionManager:
             self._reply(conn, members_reply(conn.group_id, conn.client_id, clients))
         else:
             self._reply(conn, encode(message))
+
+    def count_traffic(self, protocol: str, target: str) -> None:
+        traffic, key = self.stats.traffic, (protocol, target)
+        traffic[key] = traffic.get(key, 0) + 1
 
     def _reply(self, conn: Connection, text: str) -> None:
         conn.enqueue(conn.dialect.render(Envelope(origin=self.node_id, text=text)))
@@ -469,6 +489,7 @@ class ConnectionManager:
             from_legacy=origin.client_legacy if origin is not None else "",
             group_legacy=origin.group_legacy if origin is not None else "",
         )
+        started = time.perf_counter()
         try:
             await self._broker.publish(channel, envelope.pack())
         except BackendUnavailable as exc:
@@ -476,6 +497,7 @@ class ConnectionManager:
             raise MessageRejected(
                 "publish-failed", "the message could not be sent (broker unavailable); retry"
             ) from exc
+        self.latency.publish.observe(time.perf_counter() - started)
         self.stats.messages_published += 1
 
     async def members(self, group_id: str) -> list[str]:
@@ -485,14 +507,17 @@ class ConnectionManager:
     # -- background ----------------------------------------------------------------------
 
     async def _fan_out(self) -> None:
-        streams, registry = self.streams, self._registry
+        streams, registry, timed = self.streams, self._registry, self.latency.fan_out
+        clock = time.perf_counter
         async for event in self._broker.events():
             if isinstance(event, Discontinuity):
                 self._discontinuity(event)
                 continue
             self.stats.broker_messages += 1
             if registry.has_channel(event.channel):
+                started = clock()
                 streams.receive(event)  # in stream order: calls _deliver_message
+                timed.observe(clock() - started)  # once per broker message, not per recipient
 
     def _discontinuity(self, event: Discontinuity) -> None:
         """The broker lost its connection (to one shard: ``event.channels``). With history
@@ -530,6 +555,8 @@ class ConnectionManager:
         """Count and drop what this node cannot read (a newer release's format, garbage);
         log it once a minute at most, with how many came since."""
         self.stats.broker_unreadable += 1
+        if self.refusals is not None:
+            self.refusals.broker_unreadable(message, str(why))
         now = self._clock()
         if now - self._unreadable_logged_at >= UNREADABLE_LOG_EVERY:
             self._unreadable_logged_at = now
