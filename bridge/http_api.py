@@ -74,6 +74,7 @@ async def post_message(request: Request) -> JSONResponse:
     try:
         message = parse_server_message(body)
         await _manager(request).publish(message)
+        _manager(request).count_traffic("http", message.target)
     except MessageRejected as rejected:
         status = 503 if rejected.code == "publish-failed" else 422
         return _problem(status, rejected.code, rejected.detail)
