@@ -17,12 +17,14 @@ from v3_core.manager import ConnectionLimits
 from v3_core.ratelimit import RateLimit
 from v3_core.streams import HistoryPolicy
 
-from . import admin_api, http_api, sockets, worker_metrics
+from . import admin_api, http_api, ops_api, sockets, worker_metrics
 from .api_token import ApiUnauthorized
 from .auth import TokenPolicy
 from .dead_letter_store import DeadLetterStore, open_dead_letter_store
 from .dead_letters import DeadLetters
 from .metrics import metrics_registry
+from .node_registry import NodeStore, open_node_store
+from .ops_state import NodeHeartbeat
 from .settings import Settings
 from .v2_node import V2Control
 from .v2_store import V2Store, open_v2_store
@@ -39,13 +41,15 @@ def create_app(
     id_store: IdStore | None = None,
     v2_store: V2Store | None = None,
     dead_letter_store: DeadLetterStore | None = None,
+    node_store: NodeStore | None = None,
     metrics_dir: str | None = None,
 ) -> sockets.SocketRouter:
     """The ASGI app of one node: raw WebSocket endpoints in front of the FastAPI HTTP app.
 
-    ``hub``, ``id_store``, ``v2_store`` and ``dead_letter_store`` let in-process test nodes
-    share the embedded backends, as nodes share one Redis. ``metrics_dir``: this is a worker
-    of a ``--workers`` node, and /metrics shows the whole group (bridge/worker_metrics.py).
+    ``hub``, ``id_store``, ``v2_store``, ``dead_letter_store`` and ``node_store`` let
+    in-process test nodes share the embedded backends, as nodes share one Redis.
+    ``metrics_dir``: this is a worker of a ``--workers`` node, and /metrics shows the whole
+    group (bridge/worker_metrics.py).
     """
     settings = settings or Settings()
 
@@ -103,6 +107,17 @@ def create_app(
                 refresh_interval=settings.v2_refresh_interval,
                 flush_interval=settings.v2_usage_interval,
             ) as v2_control,
+            NodeHeartbeat(
+                node_store
+                or open_node_store(
+                    settings.redis_url,
+                    prefix=settings.channel_prefix,
+                    timeout=settings.redis_timeout,
+                ),
+                manager,
+                v2_control,
+                interval=settings.node_heartbeat_interval,
+            ) as heartbeat,
             worker_metrics.worker_group(
                 metrics_registry(manager, v2_control, dead_letters), metrics_dir
             ) as metrics,
@@ -118,6 +133,7 @@ def create_app(
             app.state.v2 = V2Dialect(id_mapper, allow_broadcast=settings.client_broadcast)
             app.state.v2_control = v2_control
             app.state.dead_letters = dead_letters
+            app.state.heartbeat = heartbeat
             app.state.metrics = metrics
             try:
                 await backends.broker.wait_ready(READY_WAIT)
@@ -128,8 +144,11 @@ def create_app(
 
     app = FastAPI(title="Aether WebSocket bridge", version="0.1.0", lifespan=lifespan)
     app.add_exception_handler(ApiUnauthorized, _unauthorized)
+    app.add_exception_handler(ops_api.OpsForbidden, _forbidden)
     app.include_router(http_api.router)
     app.include_router(admin_api.router)
+    app.include_router(ops_api.pages)
+    app.include_router(ops_api.router)
     return sockets.SocketRouter(app)
 
 
@@ -139,6 +158,10 @@ async def _unauthorized(request: Request, exc: Exception) -> JSONResponse:
         status_code=401,
         headers={"WWW-Authenticate": "Bearer"},
     )
+
+
+async def _forbidden(request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse({"detail": str(exc), "code": "forbidden"}, status_code=403)
 
 
 def _v2_store(settings: Settings) -> V2Store:

@@ -78,6 +78,8 @@ class Settings(BaseSettings):
     # Dead letters (bridge/dead_letters.py): samples kept per group and code, for how long.
     dead_letter_keep: int = Field(10, ge=1, le=1000)
     dead_letter_ttl: float = Field(3 * 86400.0, gt=0)
+    # The node registry behind /ops/ (bridge/node_registry.py): seconds between heartbeats.
+    node_heartbeat_interval: float = Field(0.5, gt=0)
 
     @model_validator(mode="after")
     def _workers_need_redis(self) -> Settings:

@@ -23,6 +23,7 @@ import uvicorn
 
 from bridge.app import create_app
 from bridge.dead_letter_store import MemoryDeadLetterStore
+from bridge.node_registry import MemoryNodeStore
 from bridge.node_server import NodeServer
 from bridge.settings import Settings
 from bridge.uvicorn_ws import server_options
@@ -242,6 +243,7 @@ def embedded_backends() -> dict[str, Any]:
         "id_store": MemoryIdStore(),
         "v2_store": MemoryV2Store(),
         "dead_letter_store": MemoryDeadLetterStore(),
+        "node_store": MemoryNodeStore(),
     }
 
 

@@ -218,6 +218,15 @@ class ConnectionManager:
     def __len__(self) -> int:
         return len(self._registry)
 
+    def group_sizes(self) -> dict[str, int]:
+        """Local connections per group: O(channels), for the ops page, not per message."""
+        prefix, registry = self.channels.group(""), self._registry
+        return {
+            channel[len(prefix) :]: len(registry.members(channel))
+            for channel in registry.channels
+            if channel.startswith(prefix)
+        }
+
     # -- connections ---------------------------------------------------------------------
 
     def connect(
