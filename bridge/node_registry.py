@@ -22,6 +22,8 @@ from v3_core.errors import BackendUnavailable
 
 STALE_AFTER = 3  # heartbeat intervals without an update: the node is gone
 FORGET_AFTER = 3600.0  # seconds after which a gone node's entry is deleted
+TRAFFIC_STEP = 5.0  # seconds between traffic samples
+TRAFFIC_POINTS = 60  # samples kept: the last 5 minutes
 
 
 @dataclass(slots=True)
@@ -120,7 +122,7 @@ class TrafficSeries:
     """Rates (messages/s) per ``protocol target`` key, one point every ``step`` seconds over
     the last ``points`` steps, from the manager's cumulative counters. Pure."""
 
-    def __init__(self, *, step: float = 5.0, points: int = 60) -> None:
+    def __init__(self, *, step: float = TRAFFIC_STEP, points: int = TRAFFIC_POINTS) -> None:
         self.step, self.points = step, points
         self._last: dict[str, int] | None = None
         self._last_at = 0.0

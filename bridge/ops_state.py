@@ -16,7 +16,15 @@ from typing import Any
 from v3_core import ConnectionManager
 from v3_core.errors import BackendUnavailable
 
-from .node_registry import STALE_AFTER, NodeInfo, NodeStore, TrafficSeries, sum_traffic
+from .node_registry import (
+    STALE_AFTER,
+    TRAFFIC_POINTS,
+    TRAFFIC_STEP,
+    NodeInfo,
+    NodeStore,
+    TrafficSeries,
+    sum_traffic,
+)
 from .v2_node import V2Control
 from .version import VERSION
 
@@ -143,8 +151,7 @@ def cluster_json(nodes: list[NodeInfo], v2: V2Control, self_id: str) -> dict[str
     for row in groups.values():
         row["mode"] = policy.mode_for(row["group_id"])
         row["own_mode"] = row["group_id"] in policy.groups
-    steps = {n.traffic.get("step", 5.0) for n in nodes} or {5.0}
-    points = max((len(r) for n in nodes for r in n.traffic.get("series", {}).values()), default=0)
+    steps = {n.traffic.get("step", TRAFFIC_STEP) for n in nodes} or {TRAFFIC_STEP}
     return {
         "self": self_id,
         "now": now,
@@ -161,7 +168,7 @@ def cluster_json(nodes: list[NodeInfo], v2: V2Control, self_id: str) -> dict[str
             }
             for n in nodes
         ],
-        "traffic": sum_traffic([n.traffic for n in nodes], min(steps), max(points, 1)),
+        "traffic": sum_traffic([n.traffic for n in nodes], min(steps), TRAFFIC_POINTS),
         "global_mode": policy.global_mode,
         "groups": sorted(groups.values(), key=lambda r: (-r["connections"], r["group_id"])),
     }

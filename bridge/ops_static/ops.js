@@ -122,6 +122,10 @@
       const offset = points - values.length;
       const coords = values.map((v, i) => x(i + offset).toFixed(1) + "," + y(v).toFixed(1)).join(" ");
       parts.push(svg("polyline", { points: coords, fill: "none", stroke: color, "stroke-width": 1.5 }));
+      if (values.length) {
+        const last = values.length - 1;
+        parts.push(svg("circle", { cx: x(last + offset), cy: y(values[last]), r: 2.5, fill: color }));
+      }
       const item = el("li");
       const swatch = svg("svg", { width: 10, height: 10, class: "swatch" });
       swatch.appendChild(svg("rect", { width: 10, height: 10, fill: color }));
