@@ -8,6 +8,7 @@ import os
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from translators import IdStore, V2Dialect, open_id_mapper
@@ -25,6 +26,7 @@ from .dead_letters import DeadLetters
 from .metrics import metrics_registry
 from .node_registry import NodeStore, open_node_store
 from .ops_state import NodeHeartbeat
+from .problems import install_openapi, invalid_request
 from .settings import Settings
 from .v2_node import V2Control
 from .v2_store import V2Store, open_v2_store
@@ -145,10 +147,12 @@ def create_app(
     app = FastAPI(title="Aether WebSocket bridge", version="0.1.0", lifespan=lifespan)
     app.add_exception_handler(ApiUnauthorized, _unauthorized)
     app.add_exception_handler(ops_api.OpsForbidden, _forbidden)
+    app.add_exception_handler(RequestValidationError, invalid_request)
     app.include_router(http_api.router)
     app.include_router(admin_api.router)
     app.include_router(ops_api.pages)
     app.include_router(ops_api.router)
+    install_openapi(app)
     return sockets.SocketRouter(app)
 
 

@@ -12,14 +12,17 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, Security
 from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials
 
 from v3_core import BackendUnavailable, ConnectionRejected, is_legacy_int, is_vision_id
 
-from .api_token import require_api_token
+from .api_token import bearer, check_api_token
 from .ops_state import NodeHeartbeat, cluster_json
+from .problems import problem_responses
 
 STATIC = Path(__file__).with_name("ops_static")
 FILES = {"index.html": "text/html", "ops.css": "text/css", "ops.js": "text/javascript"}
@@ -52,14 +55,21 @@ def from_loopback(request: Request) -> None:
         raise OpsForbidden("the ops page answers only from loopback unless AETHER_API_TOKEN is set")
 
 
-def ops_access(request: Request) -> None:
+def ops_access(
+    request: Request, _: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)]
+) -> None:
     """The JSON: the API token when one is set, else loopback only."""
     from_loopback(request)
-    require_api_token(request)
+    check_api_token(request)
 
 
 pages = APIRouter(prefix="/ops", dependencies=[Depends(from_loopback)], include_in_schema=False)
-router = APIRouter(prefix="/ops/api", tags=["ops"], dependencies=[Depends(ops_access)])
+router = APIRouter(
+    prefix="/ops/api",
+    tags=["ops"],
+    dependencies=[Depends(ops_access)],
+    responses=problem_responses(401, 403),
+)
 
 
 @pages.get("/")
@@ -92,7 +102,7 @@ async def cluster(request: Request) -> JSONResponse:
     return JSONResponse(cluster_json(nodes, request.app.state.v2_control, nodes[0].node_id))
 
 
-@router.get("/presence/{group}")
+@router.get("/presence/{group}", responses=problem_responses(400, 503))
 async def presence(group: str, request: Request) -> JSONResponse:
     """Clients online in a group, given as a Vision ID or a legacy integer."""
     if not (is_vision_id(group) or is_legacy_int(group)):
