@@ -268,7 +268,8 @@ def format_dead_letters(report: Json) -> str:
         )
         lines.append(f"    {d['detail']}")
         if d["sample"]:
-            lines.append(f"    sample ({d['size']} bytes): {d['sample']}")
+            sample = d["sample"] if len(d["sample"]) <= 200 else d["sample"][:200] + "…"
+            lines.append(f"    sample ({d['size']} bytes): {sample}")
     if not report["dead_letters"]:
         lines.append("no dead letters kept")
     return "\n".join(lines)
