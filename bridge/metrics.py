@@ -90,7 +90,7 @@ class ManagerCollector(Collector):
             "client messages handled, by protocol (v3, v2, http) and target",
             labels=["node", "protocol", "target"],
         )
-        for (protocol, target), n in sorted(stats.traffic.items()):
+        for (protocol, target), n in sorted(stats.traffic_totals().items()):
             traffic.add_metric([node, protocol, target], n)
         yield traffic
         yield _info(node)

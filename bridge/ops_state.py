@@ -59,7 +59,7 @@ class NodeHeartbeat:
         now = time.time()
         if now - self._sampled_at >= self.traffic.step:
             self._sampled_at = now
-            self.traffic.sample(self._manager.stats.traffic, now)
+            self.traffic.sample(self._manager.stats.traffic_totals(), now)
         return NodeInfo(
             node_id=self._manager.node_id,
             version=VERSION,
