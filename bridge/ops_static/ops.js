@@ -219,10 +219,14 @@
     const counts = Object.entries(data.counts).map(([code, n]) => code + ": " + n);
     $("dl-counts").textContent = counts.length ? "counted (all nodes): " + counts.join(", ") : "none recorded";
     const rows = data.dead_letters.map((d) => {
-      const when = new Date(d.at * 1000).toISOString().replace("T", " ").slice(0, 19);
+      const iso = new Date(d.at * 1000).toISOString();
+      const when = el("td", iso.slice(11, 19), "when");
+      when.title = iso;
       const group = d.group_id + (d.group_legacy ? " (" + d.group_legacy + ")" : "");
       const client = (d.client_id || "-") + (d.client_legacy ? " (" + d.client_legacy + ")" : "");
-      const tr = row([when, el("td", d.code, "code"), d.node, group, client, d.detail, el("td", d.sample, "sample")]);
+      const sample = el("td");
+      sample.appendChild(el("code", d.sample + (d.size ? " (" + d.size + " bytes)" : ""), "sample"));
+      const tr = row([when, el("td", d.code, "code"), d.node, group, client, d.detail, sample]);
       tr.dataset.code = d.code;
       return tr;
     });

@@ -59,6 +59,8 @@ async def test_ops_page_in_chromium_against_two_nodes(
         )
         await page.wait_for(f"{text_of('#status')}.startsWith('live')")
         assert await page.js("document.getElementById('token').value") == ""  # not kept there
+        stored = "[localStorage.length, sessionStorage.length, document.cookie]"
+        assert await page.js(stored) == [0, 0, ""]  # nor anywhere that outlives the page
 
         # 1. Both nodes listed.
         await page.wait_for("document.querySelectorAll('#nodes tbody tr').length === 2")
