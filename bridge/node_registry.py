@@ -48,10 +48,12 @@ class NodeInfo:
 
 
 class NodeStore(Protocol):
-    """Heartbeats of every node; ``nodes`` lists those seen within ``stale_after`` seconds.
-    Both raise BackendUnavailable when the store does not answer."""
+    """Heartbeats of every node; ``nodes`` lists those seen within ``stale_after`` seconds,
+    ``leave`` removes a node that stops cleanly. Each raises BackendUnavailable when the store
+    does not answer."""
 
     async def beat(self, info: NodeInfo) -> None: ...
+    async def leave(self, node_id: str) -> None: ...
     async def nodes(self, stale_after: float) -> list[NodeInfo]: ...
     async def aclose(self) -> None: ...
 
@@ -65,6 +67,9 @@ class MemoryNodeStore:
 
     async def beat(self, info: NodeInfo) -> None:
         self._nodes[info.node_id] = info
+
+    async def leave(self, node_id: str) -> None:
+        self._nodes.pop(node_id, None)
 
     async def nodes(self, stale_after: float) -> list[NodeInfo]:
         horizon = self._clock() - stale_after
@@ -84,6 +89,9 @@ class RedisNodeStore:
             pipe.hset(self._key, info.node_id, orjson.dumps(info.as_json()))
             pipe.expire(self._key, 60)
             await self._call(pipe.execute())
+
+    async def leave(self, node_id: str) -> None:
+        await self._call(self._redis.hdel(self._key, node_id))
 
     async def nodes(self, stale_after: float) -> list[NodeInfo]:
         fields = await self._call(self._redis.hgetall(self._key))

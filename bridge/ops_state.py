@@ -117,6 +117,10 @@ class NodeHeartbeat:
         self._stop.set()
         if self._task is not None:
             await self._task
+        try:  # off the ops page at once, not three intervals later
+            await self.store.leave(self._manager.node_id)
+        except BackendUnavailable as exc:
+            log.warning("could not leave the node registry: %s", exc)
         await self.store.aclose()
 
     async def _beat_forever(self) -> None:

@@ -50,6 +50,15 @@ async def test_a_beat_replaces_the_node_entry(store):
     assert [n.seen_at for n in await store.nodes(stale_after=5)] == [now]
 
 
+async def test_a_node_that_leaves_is_gone_at_once(store):
+    now = time.time()
+    await store.beat(info("a", now))
+    await store.beat(info("b", now))
+    await store.leave("a")
+    await store.leave("never-seen")
+    assert [n.node_id for n in await store.nodes(stale_after=5)] == ["b"]
+
+
 async def test_unreachable_redis_raises_backend_unavailable(prefix):
     store = RedisNodeStore(f"redis://127.0.0.1:{free_port()}", prefix=prefix, timeout=0.5)
     try:

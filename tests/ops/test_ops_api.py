@@ -88,3 +88,20 @@ async def test_cluster_json_lists_both_nodes_groups_and_modes(two_nodes):
         bad = await http.get("/ops/api/presence/not*valid")
         assert bad.status_code == 400 and bad.json()["code"] == "invalid-id"
         await legacy.close()
+
+
+async def test_a_node_that_stops_leaves_the_cluster_view(make_settings, backend_url):
+    shared = embedded_backends() if backend_url is None else {}
+    async with serve_app(make_settings(redis_url=backend_url, node_id="nodeA"), **shared) as a:
+        async with serve_app(make_settings(redis_url=backend_url, node_id="nodeB"), **shared):
+
+            async def listed() -> list[str]:
+                async with httpx.AsyncClient(base_url=a.http) as http:
+                    body = (await http.get("/ops/api/cluster")).json()
+                return [n["node_id"] for n in body["nodes"]]
+
+            async def both() -> bool:
+                return await listed() == ["nodeA", "nodeB"]
+
+            await eventually(both, timeout=3000 * MS)
+        assert await listed() == ["nodeA"]  # at once, not after three missed heartbeats
