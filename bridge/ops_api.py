@@ -92,14 +92,18 @@ def _file(name: str) -> FileResponse:
 async def cluster(request: Request) -> JSONResponse:
     """Nodes, traffic over the last minutes, and groups with their V2 mode."""
     heartbeat: NodeHeartbeat = request.app.state.heartbeat
+    warning = None
     try:
         nodes = await heartbeat.nodes()
     except BackendUnavailable as exc:
-        nodes = [heartbeat.info()]
-        body = cluster_json(nodes, request.app.state.v2_control, nodes[0].node_id)
-        body["warning"] = f"other nodes unknown: {exc}"
-        return JSONResponse(body)
-    return JSONResponse(cluster_json(nodes, request.app.state.v2_control, nodes[0].node_id))
+        nodes, warning = [heartbeat.info()], f"other nodes unknown: {exc}"
+    state = request.app.state
+    body = cluster_json(
+        nodes, state.v2_control, state.settings.node_id, state.id_mapper.cached_legacy
+    )
+    if warning is not None:
+        body["warning"] = warning
+    return JSONResponse(body)
 
 
 @router.get("/presence/{group}", responses=problem_responses(400, 503))

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
@@ -134,8 +135,16 @@ class NodeHeartbeat:
                 log.exception("node heartbeat failed")
 
 
-def cluster_json(nodes: list[NodeInfo], v2: V2Control, self_id: str) -> dict[str, Any]:
-    """``GET /ops/api/cluster``: nodes, summed traffic, and groups with their V2 mode."""
+def cluster_json(
+    nodes: list[NodeInfo],
+    v2: V2Control,
+    self_id: str,
+    legacy_of: Callable[[str, str], str | None] = lambda namespace, vision_id: None,
+) -> dict[str, Any]:
+    """``GET /ops/api/cluster``: nodes, summed traffic, and groups with their V2 mode.
+
+    ``legacy_of``: a group's legacy integer when no open legacy connection names it (the ID
+    mapper's cache; no I/O)."""
     now = time.time()
     groups: dict[str, dict[str, Any]] = {}
     for node in nodes:
@@ -153,6 +162,7 @@ def cluster_json(nodes: list[NodeInfo], v2: V2Control, self_id: str) -> dict[str
             group_id, {"group_id": group_id, "legacy_id": "", "connections": 0, "v2_clients": 0}
         )
     for row in groups.values():
+        row["legacy_id"] = row["legacy_id"] or legacy_of("group", row["group_id"]) or ""
         row["mode"] = policy.mode_for(row["group_id"])
         row["own_mode"] = row["group_id"] in policy.groups
     steps = {n.traffic.get("step", TRAFFIC_STEP) for n in nodes} or {TRAFFIC_STEP}

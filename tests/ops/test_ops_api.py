@@ -6,10 +6,11 @@ import httpx
 import pytest
 
 from bridge.app import create_app
+from bridge.node_registry import RedisNodeStore
 from bridge.settings import Settings
 
 from ..conftest import embedded_backends, serve_app
-from ..helpers import MS, connect, eventually, send_json, v3
+from ..helpers import MS, connect, eventually, free_port, send_json, v3
 
 
 async def test_the_page_and_its_files_come_with_a_strict_csp(server):
@@ -105,3 +106,26 @@ async def test_a_node_that_stops_leaves_the_cluster_view(make_settings, backend_
 
             await eventually(both, timeout=3000 * MS)
         assert await listed() == ["nodeA"]  # at once, not after three missed heartbeats
+
+
+async def test_without_the_registry_the_page_still_shows_this_node(make_settings, prefix):
+    dead = RedisNodeStore(f"redis://127.0.0.1:{free_port()}", prefix=prefix, timeout=0.3)
+    shared = {**embedded_backends(), "node_store": dead}
+    async with (
+        serve_app(make_settings(node_id="nodeA"), **shared) as node,
+        await connect(node.ws, "/ws/group/42/client/7"),
+    ):
+        async with httpx.AsyncClient(base_url=node.http) as http:
+            body = (await http.get("/ops/api/cluster")).json()
+        assert [n["node_id"] for n in body["nodes"]] == ["nodeA"]
+        assert body["nodes"][0]["legacy_connections"] == 1
+        assert body["warning"].startswith("other nodes unknown")
+
+
+async def test_a_groups_legacy_id_stays_after_its_legacy_clients_leave(server):
+    async with httpx.AsyncClient(base_url=server.http) as http:
+        async with await connect(server.ws, "/ws/group/42/client/7"):
+            await http.put("/v2/mode", json={"mode": "warn", "group_id": "42"})
+        body = (await http.get("/ops/api/cluster")).json()
+    [group] = body["groups"]
+    assert (group["legacy_id"], group["v2_clients"], group["mode"]) == ("42", 0, "warn")
