@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 import redis.asyncio as aioredis
+import respx
 import websockets
 
 from bridge.settings import Settings
@@ -154,3 +155,29 @@ async def test_samples_of_one_node_are_seen_on_the_other(make_settings, backend_
 
         await eventually(seen_on_b, timeout=3000 * MS)
     await asyncio.sleep(0)
+
+
+UPSTREAM = "http://aether-api.test/api/v1"
+
+
+async def test_a_to_id_the_upstream_does_not_know_is_a_dead_letter(make_settings):
+    """The Aether API (outside our system, mocked with respx) answers 404 for client 999."""
+    with respx.mock(assert_all_called=False) as api:
+        api.get(f"{UPSTREAM}/groups/42").respond(200, json={"vision_id": "grp_fortytwo1"})
+        api.get(f"{UPSTREAM}/clients/7").respond(200, json={"vision_id": "cli_seven0001"})
+        api.get(f"{UPSTREAM}/clients/999").respond(404)
+        api.route(host="127.0.0.1").pass_through()
+        settings = make_settings(node_id="nodeA", id_lookup_url=UPSTREAM)
+        async with (
+            serve_app(settings, **embedded_backends()) as node,
+            await connect(node.ws, "/ws/group/42/client/7") as ws,
+        ):
+            await send_json(ws, {"msg": "to nobody", "to": 999})
+            assert (await recv_msg(ws))["data"]["code"] == "invalid-id"
+            [letter] = (await dead_letters(node))["dead_letters"]
+    assert (letter["code"], letter["group_id"], letter["client_legacy"]) == (
+        "invalid-id",
+        "grp_fortytwo1",
+        "7",
+    )
+    assert "unknown legacy client ID 999" in letter["detail"]
