@@ -241,7 +241,8 @@ def _probe_lines(probe_dir: Path, pid: int, start: float, end: float, top: int) 
         if len(parts) >= 3 and start <= float(parts[0]) <= end:
             events.append((float(parts[2]), parts[1], line))
     full = [ms for ms, kind, _ in events if kind == "gc2"]
-    summary = f"{len(full)} full GC passes, {sum(full):.0f} ms in all, longest {max(full, default=0):.0f} ms"
+    longest = max(full, default=0.0)
+    summary = f"{len(full)} full GC passes, {sum(full):.0f} ms in all, longest {longest:.0f} ms"
     return [summary, *(line for _, _, line in sorted(events, reverse=True)[:top])]
 
 
@@ -353,25 +354,43 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
 
 def report(out: dict[str, Any], args: argparse.Namespace) -> str:
     hb, group = out["heartbeats"], out["group"]
+    rows = [
+        ("connections (failed)", f"{out['connections']:,} ({out['connect_failed']})"),
+        (f"connect, all at once from {args.clients} processes, s", f"{out['connect_s']:.1f}"),
+        ("node CPU per connect, ms", f"{out['connect_cpu_ms_per_conn']:.3f}"),
+        ("RSS before → idle, MiB", f"{out['rss_mib_before']:.1f} → {out['rss_mib_idle']:.1f}"),
+        ("RSS per connection, KiB", f"{out['kib_per_conn']:.1f}"),
+        ("idle CPU, no heartbeats, % of a core", f"{100 * out['idle_cores']:.1f}"),
+        (
+            f"CPU with heartbeats ({out['beats_per_s']:.0f}/s), % of a core",
+            f"{100 * out['beat_cores']:.1f}",
+        ),
+        ("node CPU per heartbeat, ms", f"{out['cpu_ms_per_beat']:.3f}"),
+        (
+            "heartbeats sent / answered / missing",
+            f"{hb['sent']:,} / {hb['answered']:,} / {hb['missing']:,}",
+        ),
+        (
+            "heartbeat echo p50 / p99 / max, ms",
+            f"{hb['p50_ms']:.2f} / {hb['p99_ms']:.2f} / {hb['max_ms']:.1f}",
+        ),
+        (
+            f"group of {group['members']:,}: {group['messages']} messages, delivered / expected",
+            f"{group['delivered']:,} / {group['expected']:,}",
+        ),
+        (
+            "group message p50 / p99 / max, ms",
+            f"{group['p50_ms']:.2f} / {group['p99_ms']:.2f} / {group['max_ms']:.1f}",
+        ),
+        ("connections lost", f"{out['lost']}"),
+    ]
     lines = [
         f"- command: `python -m bench.capacity {' '.join(sys.argv[1:])}`",
         f"- machine: {procs.machine_info().get('cpu', '?')}, nproc {os.cpu_count()}",
         "",
         "| figure | value |",
         "|---|---:|",
-        f"| connections (failed) | {out['connections']:,} ({out['connect_failed']}) |",
-        f"| connect, all at once from {args.clients} processes, s | {out['connect_s']:.1f} |",
-        f"| node CPU per connect, ms | {out['connect_cpu_ms_per_conn']:.3f} |",
-        f"| RSS before → idle, MiB | {out['rss_mib_before']:.1f} → {out['rss_mib_idle']:.1f} |",
-        f"| RSS per connection, KiB | {out['kib_per_conn']:.1f} |",
-        f"| idle CPU, no heartbeats, % of a core | {100 * out['idle_cores']:.1f} |",
-        f"| CPU with heartbeats ({out['beats_per_s']:.0f}/s), % of a core | {100 * out['beat_cores']:.1f} |",
-        f"| node CPU per heartbeat, ms | {out['cpu_ms_per_beat']:.3f} |",
-        f"| heartbeats sent / answered / missing | {hb['sent']:,} / {hb['answered']:,} / {hb['missing']:,} |",
-        f"| heartbeat echo p50 / p99 / max, ms | {hb['p50_ms']:.2f} / {hb['p99_ms']:.2f} / {hb['max_ms']:.1f} |",
-        f"| group of {group['members']:,}: {group['messages']} messages, delivered / expected | {group['delivered']:,} / {group['expected']:,} |",
-        f"| group message p50 / p99 / max, ms | {group['p50_ms']:.2f} / {group['p99_ms']:.2f} / {group['max_ms']:.1f} |",
-        f"| connections lost | {out['lost']} |",
+        *(f"| {label} | {value} |" for label, value in rows),
     ]
     if out.get("connect_errors"):
         lines.append(f"\nconnect errors (first 5): {out['connect_errors']}")

@@ -20,11 +20,18 @@ from v3_core import (
 )
 
 from .api_token import require_api_token
+from .dead_letters import DeadLetters, dead_letters_json
+from .problems import problem_responses
 from .v2_node import V2Control
 from .v2_policy import Mode
 from .v2_usage import usage_json
 
-router = APIRouter(prefix="/v2", tags=["V2 phase-out"], dependencies=[Depends(require_api_token)])
+router = APIRouter(
+    prefix="/v2",
+    tags=["V2 phase-out"],
+    dependencies=[Depends(require_api_token)],
+    responses=problem_responses(401),
+)
 
 
 class ModeChange(BaseModel):
@@ -50,6 +57,7 @@ async def get_mode(request: Request) -> JSONResponse:
 
 @router.put(
     "/mode",
+    responses=problem_responses(422, 503),
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -77,7 +85,7 @@ async def put_mode(request: Request) -> JSONResponse:
     return JSONResponse(policy.as_json())
 
 
-@router.get("/usage")
+@router.get("/usage", responses=problem_responses(503))
 async def get_usage(request: Request) -> JSONResponse:
     """Legacy groups and clients seen by any node, with message counts and last seen."""
     try:
@@ -85,6 +93,18 @@ async def get_usage(request: Request) -> JSONResponse:
     except BackendUnavailable as exc:
         return _problem(503, "backend-unavailable", str(exc))
     return JSONResponse(usage_json(groups))
+
+
+@router.get("/dead-letters", responses=problem_responses(422, 503))
+async def get_dead_letters(request: Request, limit: int = 100) -> JSONResponse:
+    """Samples of what the bridge refused to pass on (every node), newest first, with the
+    counts per code; tokens and long payloads are cut."""
+    recorder: DeadLetters = request.app.state.dead_letters
+    try:
+        letters, counts = await recorder.recent(max(1, min(limit, 1000)))
+    except BackendUnavailable as exc:
+        return _problem(503, "backend-unavailable", str(exc))
+    return JSONResponse(dead_letters_json(letters, counts))
 
 
 async def _group_vision_id(mapper: IdMapper, raw: str | int | None) -> str | None:

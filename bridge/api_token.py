@@ -6,16 +6,34 @@ and scrapers.
 from __future__ import annotations
 
 import secrets
+from typing import Annotated
 
-from fastapi import Request
+from fastapi import Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 
 class ApiUnauthorized(Exception):
     """Answered 401 with ``code: unauthorized`` (see ``create_app``)."""
 
 
-def require_api_token(request: Request) -> None:
+# Declares the bearer scheme in the OpenAPI document; the check itself is check_api_token's.
+bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="apiToken",
+    description="AETHER_API_TOKEN, when the node has one set (without one these endpoints are "
+    "open: keep them off the public internet).",
+)
+
+
+def require_api_token(
+    request: Request, _: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)]
+) -> None:
     """A FastAPI dependency: pass when no token is configured or the right one is presented."""
+    check_api_token(request)
+
+
+def check_api_token(request: Request) -> None:
+    """Raise ApiUnauthorized unless no token is configured or the right one is presented."""
     expected: str | None = request.app.state.settings.api_token
     if expected is None:
         return

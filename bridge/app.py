@@ -8,6 +8,7 @@ import os
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from translators import IdStore, V2Dialect, open_id_mapper
@@ -17,10 +18,15 @@ from v3_core.manager import ConnectionLimits
 from v3_core.ratelimit import RateLimit
 from v3_core.streams import HistoryPolicy
 
-from . import admin_api, docs_api, http_api, log_redaction, sockets, worker_metrics
+from . import admin_api, docs_api, http_api, log_redaction, ops_api, sockets, worker_metrics
 from .api_token import ApiUnauthorized
 from .auth import TokenPolicy
+from .dead_letter_store import DeadLetterStore, open_dead_letter_store
+from .dead_letters import DeadLetters
 from .metrics import metrics_registry
+from .node_registry import NodeStore, open_node_store
+from .ops_state import NodeHeartbeat
+from .problems import install_openapi, invalid_request
 from .settings import Settings
 from .v2_node import V2Control
 from .v2_store import V2Store, open_v2_store
@@ -36,13 +42,16 @@ def create_app(
     hub: MemoryHub | None = None,
     id_store: IdStore | None = None,
     v2_store: V2Store | None = None,
+    dead_letter_store: DeadLetterStore | None = None,
+    node_store: NodeStore | None = None,
     metrics_dir: str | None = None,
 ) -> sockets.SocketRouter:
     """The ASGI app of one node: raw WebSocket endpoints in front of the FastAPI HTTP app.
 
-    ``hub``, ``id_store`` and ``v2_store`` let in-process test nodes share the embedded
-    backends, as nodes share one Redis. ``metrics_dir``: this is a worker of a ``--workers``
-    node, and /metrics shows the whole group (bridge/worker_metrics.py).
+    ``hub``, ``id_store``, ``v2_store``, ``dead_letter_store`` and ``node_store`` let
+    in-process test nodes share the embedded backends, as nodes share one Redis.
+    ``metrics_dir``: this is a worker of a ``--workers`` node, and /metrics shows the whole
+    group (bridge/worker_metrics.py).
     """
     settings = settings or Settings()
 
@@ -62,6 +71,11 @@ def create_app(
                 cluster_pubsub=settings.cluster_pubsub,
                 hub=hub,
             ) as backends,
+            DeadLetters(
+                dead_letter_store or _dead_letter_store(settings),
+                node_id=settings.node_id,
+                max_frame_bytes=settings.max_message_bytes,
+            ) as dead_letters,
             ConnectionManager(
                 backends,
                 node_id=settings.node_id,
@@ -80,6 +94,7 @@ def create_app(
                     per_client=settings.max_connections_per_client,
                     per_node=settings.max_connections,
                 ),
+                refusals=dead_letters,
             ) as manager,
             open_id_mapper(
                 settings.redis_url,
@@ -95,8 +110,19 @@ def create_app(
                 refresh_interval=settings.v2_refresh_interval,
                 flush_interval=settings.v2_usage_interval,
             ) as v2_control,
+            NodeHeartbeat(
+                node_store
+                or open_node_store(
+                    settings.redis_url,
+                    prefix=settings.channel_prefix,
+                    timeout=settings.redis_timeout,
+                ),
+                manager,
+                v2_control,
+                interval=settings.node_heartbeat_interval,
+            ) as heartbeat,
             worker_metrics.worker_group(
-                metrics_registry(manager, v2_control), metrics_dir
+                metrics_registry(manager, v2_control, dead_letters), metrics_dir
             ) as metrics,
         ):
             app.state.settings = settings
@@ -109,6 +135,8 @@ def create_app(
             app.state.id_mapper = id_mapper
             app.state.v2 = V2Dialect(id_mapper, allow_broadcast=settings.client_broadcast)
             app.state.v2_control = v2_control
+            app.state.dead_letters = dead_letters
+            app.state.heartbeat = heartbeat
             app.state.metrics = metrics
             try:
                 await backends.broker.wait_ready(READY_WAIT)
@@ -126,9 +154,14 @@ def create_app(
         redoc_url=None,
     )
     app.add_exception_handler(ApiUnauthorized, _unauthorized)
+    app.add_exception_handler(ops_api.OpsForbidden, _forbidden)
+    app.add_exception_handler(RequestValidationError, invalid_request)
     app.include_router(docs_api.router)
     app.include_router(http_api.router)
     app.include_router(admin_api.router)
+    app.include_router(ops_api.pages)
+    app.include_router(ops_api.router)
+    install_openapi(app)
     return sockets.SocketRouter(app)
 
 
@@ -140,12 +173,26 @@ async def _unauthorized(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _forbidden(request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse({"detail": str(exc), "code": "forbidden"}, status_code=403)
+
+
 def _v2_store(settings: Settings) -> V2Store:
     return open_v2_store(
         settings.redis_url,
         prefix=settings.channel_prefix,
         timeout=settings.redis_timeout,
         usage_ttl=settings.v2_usage_ttl,
+    )
+
+
+def _dead_letter_store(settings: Settings) -> DeadLetterStore:
+    return open_dead_letter_store(
+        settings.redis_url,
+        prefix=settings.channel_prefix,
+        timeout=settings.redis_timeout,
+        keep=settings.dead_letter_keep,
+        ttl=settings.dead_letter_ttl,
     )
 
 

@@ -14,6 +14,7 @@ from v3_core.messages import parse_server_message
 
 from .api_token import require_api_token
 from .metrics import render
+from .problems import problem_responses
 from .sockets import origin_allowed
 
 router = APIRouter()
@@ -29,7 +30,10 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get(
+    "/readyz",
+    responses={503: {"description": "Draining, or the broker (Redis) does not answer."}},
+)
 async def readyz(request: Request) -> JSONResponse:
     if _manager(request).draining:
         return JSONResponse({"status": "draining"}, status_code=503)
@@ -40,12 +44,20 @@ async def readyz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ready"})
 
 
-@router.get("/metrics")
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text"}},
+)
 async def metrics(request: Request) -> Response:
     return Response(render(request.app.state.metrics), media_type=CONTENT_TYPE_LATEST)
 
 
-@router.get("/v3/groups/{group_id}/presence", dependencies=[Depends(require_api_token)])
+@router.get(
+    "/v3/groups/{group_id}/presence",
+    dependencies=[Depends(require_api_token)],
+    responses=problem_responses(400, 401, 503),
+)
 async def presence(group_id: str, request: Request) -> JSONResponse:
     if not is_vision_id(group_id):
         return _problem(400, "invalid-id", f"{group_id[:40]!r} is not a Vision ID")
@@ -60,6 +72,21 @@ async def presence(group_id: str, request: Request) -> JSONResponse:
     "/v3/messages",
     status_code=202,
     dependencies=[Depends(require_api_token)],
+    responses=problem_responses(
+        400,
+        401,
+        403,
+        413,
+        415,
+        422,
+        503,
+        why={
+            400: "The body did not arrive (the client left, or missed the body deadline): "
+            "`incomplete-body`.",
+            403: "AETHER_ALLOWED_ORIGINS is set and the request's Origin is not in it: "
+            "`origin-not-allowed`.",
+        },
+    ),
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -93,6 +120,7 @@ async def post_message(request: Request) -> JSONResponse:
     try:
         message = parse_server_message(body)
         await _manager(request).publish(message)
+        _manager(request).count_traffic("http", message.target)
     except MessageRejected as rejected:
         status = 503 if rejected.code == "publish-failed" else 422
         return _problem(status, rejected.code, rejected.detail)

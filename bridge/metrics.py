@@ -5,13 +5,21 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
 from v3_core import ConnectionManager
+from v3_core.latency import Histogram
 
+from .dead_letters import DeadLetters
 from .v2_node import V2Control
 from .v2_policy import GLOBAL, MODES
+from .version import VERSION
 
 _COUNTERS = {
     "connections_opened": "WebSocket connections accepted",
@@ -52,12 +60,40 @@ class ManagerCollector(Collector):
         refused.add_metric(["node-limit"], stats.node_limit_refusals)
         yield refused
         yield from self._recovery()
+        yield from self._latency_and_errors()
         yield GaugeMetricFamily(
             "aether_connections", "open WebSocket connections", value=len(self._manager)
         )
         yield GaugeMetricFamily(
             "aether_broker_ready", "1 while the broker is connected", value=int(self._manager.ready)
         )
+
+    def _latency_and_errors(self) -> Iterator[Metric]:
+        # Labelled by node, so a dashboard can split a cluster without relabelling.
+        node, latency, stats = self._manager.node_id, self._manager.latency, self._manager.stats
+        for name, histogram, help_text in (
+            ("publish", latency.publish, "time to publish one message (the broker round trip)"),
+            ("fan_out", latency.fan_out, "time to hand one broker message to local recipients"),
+            ("handshake", latency.handshake, "WebSocket connect event to accept sent"),
+        ):
+            yield _histogram(f"aether_{name}_seconds", help_text, histogram, node)
+        errors = CounterMetricFamily(
+            "aether_error_replies",
+            "error replies sent to clients, by error code",
+            labels=["node", "code"],
+        )
+        for code, n in sorted(stats.error_replies.items()):
+            errors.add_metric([node, code], n)
+        yield errors
+        traffic = CounterMetricFamily(
+            "aether_traffic_messages",
+            "client messages handled, by protocol (v3, v2, http) and target",
+            labels=["node", "protocol", "target"],
+        )
+        for (protocol, target), n in sorted(stats.traffic_totals().items()):
+            traffic.add_metric([node, protocol, target], n)
+        yield traffic
+        yield _info(node)
 
     def _recovery(self) -> Iterator[Metric]:
         stats, fills = self._manager.recovery.stats, self._manager.streams.stats
@@ -127,12 +163,50 @@ class V2Collector(Collector):
         return family
 
 
-def metrics_registry(manager: ConnectionManager, v2: V2Control | None = None) -> CollectorRegistry:
+class DeadLetterCollector(Collector):
+    """Dead letters this node recorded, per code (bridge/dead_letters.py)."""
+
+    def __init__(self, dead_letters: DeadLetters) -> None:
+        self._dead_letters = dead_letters
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(
+            "aether_dead_letters",
+            "legacy frames refused and broker messages no client was given, by code",
+            labels=["node", "code"],
+        )
+        node = self._dead_letters.node_id
+        for code, n in sorted(self._dead_letters.counts.items()):
+            family.add_metric([node, code], n)
+        yield family
+
+
+def _histogram(name: str, help_text: str, histogram: Histogram, node: str) -> Metric:
+    family = HistogramMetricFamily(name, help_text, labels=["node"])
+    family.add_metric([node], histogram.cumulative(), histogram.total)
+    return family
+
+
+def _info(node: str) -> Metric:
+    family = GaugeMetricFamily(
+        "aether_node_info", "1 per node, with its release", labels=["node", "version"]
+    )
+    family.add_metric([node, VERSION], 1)
+    return family
+
+
+def metrics_registry(
+    manager: ConnectionManager,
+    v2: V2Control | None = None,
+    dead_letters: DeadLetters | None = None,
+) -> CollectorRegistry:
     """One registry per app: no process globals, so several apps can live in one test."""
     registry = CollectorRegistry()
     registry.register(ManagerCollector(manager))
     if v2 is not None:
         registry.register(V2Collector(v2))
+    if dead_letters is not None:
+        registry.register(DeadLetterCollector(dead_letters))
     return registry
 
 

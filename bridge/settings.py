@@ -89,6 +89,12 @@ class Settings(BaseSettings):
     v2_usage_interval: float = Field(5.0, gt=0)
     v2_usage_ttl: float = Field(30 * 86400.0, gt=0)
 
+    # Dead letters (bridge/dead_letters.py): samples kept per group and code, for how long.
+    dead_letter_keep: int = Field(10, ge=1, le=1000)
+    dead_letter_ttl: float = Field(3 * 86400.0, gt=0)
+    # The node registry behind /ops/ (bridge/node_registry.py): seconds between heartbeats.
+    node_heartbeat_interval: float = Field(0.5, gt=0)
+
     @field_validator("allowed_origins")
     @classmethod
     def _exact_origins(cls, origins: list[str]) -> list[str]:

@@ -110,6 +110,7 @@ async def handle_socket(
 ) -> None:
     if (await receive())["type"] != "websocket.connect":
         return
+    started = time.perf_counter()
     credentials = take_credentials(scope)  # out of the query string before uvicorn logs it
     if not origin_allowed(scope, state.settings.allowed_origins):
         await send({"type": "websocket.close", "code": CloseCode.POLICY_VIOLATION})  # HTTP 403
@@ -135,6 +136,7 @@ async def handle_socket(
     # The bearer subprotocol a client offered is accepted back, with or without a token
     # policy: a client whose offer is not answered must fail the handshake (RFC 6455).
     options["subprotocol"] = credentials.subprotocol
+    options["started"] = started
     if state.token_policy is not None:
         options["expires_at"] = expires_at
     await serve_socket(state.manager, receive, send, **options)
@@ -238,12 +240,14 @@ async def serve_socket(
     subprotocol: str | None = None,
     expires_at: float | None = None,
     recover: dict[StreamName, Position] | None = None,
+    started: float | None = None,
 ) -> None:
     """Register, accept, send ``greeting`` if any, then loop over frames (inside ``track``).
 
     ``expires_at`` (unix seconds): the socket's token expires then, and it is closed with 4501.
     ``recover``: the positions a V3 client last saw; legacy clients resume from positions
-    their last connection left (the manager finds them).
+    their last connection left (the manager finds them). ``started``: perf_counter() at the
+    connect event, for the handshake histogram.
     """
     sender = AsgiSender(receive, send)
     try:
@@ -257,6 +261,8 @@ async def serve_socket(
             recover=recover,
         ) as conn:
             await send({"type": "websocket.accept", "subprotocol": subprotocol})
+            if started is not None:
+                manager.latency.handshake.observe(time.perf_counter() - started)
             if greeting is not None:
                 # Before the writer starts, so it is the first frame, ahead of queued events.
                 await send({"type": "websocket.send", "text": greeting})
@@ -296,11 +302,19 @@ async def _receive_loop(manager: ConnectionManager, conn: Connection, receive: R
     while True:
         event = await receive()
         if event["type"] != "websocket.receive":
+            if event.get("code") == CloseCode.MESSAGE_TOO_BIG:
+                _too_big(manager, conn)
             return
         text = event.get("text")
         if text is None:
             text = _binary_as_text(event.get("bytes") or b"")
         await manager.receive(conn, text)
+
+
+def _too_big(manager: ConnectionManager, conn: Connection) -> None:
+    # The server refused the frame (over AETHER_MAX_MESSAGE_BYTES) before we saw its bytes.
+    if manager.refusals is not None and conn.dialect is not manager.v3:
+        manager.refusals.frame_too_big(conn)
 
 
 def _binary_as_text(data: bytes) -> str:

@@ -1,8 +1,8 @@
-"""``aether-bridge v2 mode|usage``: the V2 phase-out from the command line.
+"""``aether-bridge v2 mode|usage|dead-letters``: the V2 phase-out from the command line.
 
 With a Redis URL (``--redis-url`` or AETHER_REDIS_URL) it reads and writes the store the nodes
 share, with no node running; with ``--url`` it asks a running node over HTTP instead (the only
-way to reach a node on the embedded broker).
+way to reach a node on the embedded broker), with AETHER_API_TOKEN as its bearer token if set.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from collections.abc import Awaitable
 from typing import Any, Protocol, TypeVar
@@ -20,8 +21,10 @@ from pydantic import ValidationError
 from translators import open_id_mapper
 from v3_core import BackendUnavailable, ConnectionRejected
 
+from .dead_letter_store import RedisDeadLetterStore
+from .dead_letters import dead_letters_json
 from .settings import Settings
-from .v2_policy import GLOBAL, MODES, Mode
+from .v2_policy import GLOBAL, MODES, Mode, iso_z
 from .v2_store import RedisV2Store
 from .v2_usage import usage_json
 
@@ -45,7 +48,11 @@ def add_parser(commands: Any) -> None:
     mode.add_argument("--group", help="a group's Vision ID or legacy integer (default: global)")
     mode.add_argument("--clear", action="store_true", help="remove the group's (or global) mode")
     usage = sub.add_parser("usage", help="who still uses V2: groups, clients, counts, last seen")
-    for command in (mode, usage):
+    dead = sub.add_parser(
+        "dead-letters", help="samples of refused legacy frames and undeliverable messages"
+    )
+    dead.add_argument("--limit", type=int, default=50, help="at most this many samples (50)")
+    for command in (mode, usage, dead):
         command.add_argument("--redis-url", help="the nodes' Redis (AETHER_REDIS_URL)")
         command.add_argument("--url", help="a running node instead, e.g. http://127.0.0.1:8000")
         command.add_argument("--json", action="store_true", help="print JSON")
@@ -61,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
         text = json.dumps(result, indent=2)
     elif args.v2_command == "usage":
         text = format_usage(result)
+    elif args.v2_command == "dead-letters":
+        text = format_dead_letters(result)
     else:
         text = format_mode(result)
     sys.stdout.write(text + "\n")
@@ -73,6 +82,8 @@ async def _run(args: argparse.Namespace) -> Json:
     try:
         if args.v2_command == "usage":
             return await admin.usage()
+        if args.v2_command == "dead-letters":
+            return await admin.dead_letters(max(1, min(args.limit, 1000)))
         if change is None:
             return await admin.mode()
         return await admin.set_mode(args.group, change[0])
@@ -93,6 +104,7 @@ class Admin(Protocol):
     async def mode(self) -> Json: ...
     async def set_mode(self, group: str | None, mode: Mode | None) -> Json: ...
     async def usage(self) -> Json: ...
+    async def dead_letters(self, limit: int) -> Json: ...
     async def aclose(self) -> None: ...
 
 
@@ -136,6 +148,19 @@ class StoreAdmin:
     async def usage(self) -> Json:
         return usage_json(await self._unavailable_as_error(self._store.usage()))
 
+    async def dead_letters(self, limit: int) -> Json:
+        s = self._settings
+        assert s.redis_url is not None
+        store = RedisDeadLetterStore(
+            s.redis_url, prefix=s.channel_prefix, timeout=s.redis_timeout, ttl=s.dead_letter_ttl
+        )
+        try:
+            letters = await self._unavailable_as_error(store.recent(limit))
+            counts = await self._unavailable_as_error(store.counts())
+        finally:
+            await store.aclose()
+        return dead_letters_json(letters, counts)
+
     async def _group_vision_id(self, group: str) -> str:
         # The same mapping the nodes use: the Redis ID store, then the upstream API if set.
         s = self._settings
@@ -166,7 +191,9 @@ class HttpAdmin:
     """Through a running node's ``/v2/mode`` and ``/v2/usage``."""
 
     def __init__(self, url: str) -> None:
-        self._http = httpx.AsyncClient(base_url=url, timeout=10)
+        token = os.environ.get("AETHER_API_TOKEN")
+        headers = {"authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx.AsyncClient(base_url=url, timeout=10, headers=headers)
 
     async def mode(self) -> Json:
         return await self._call("GET", "/v2/mode")
@@ -177,6 +204,9 @@ class HttpAdmin:
 
     async def usage(self) -> Json:
         return await self._call("GET", "/v2/usage")
+
+    async def dead_letters(self, limit: int) -> Json:
+        return await self._call("GET", "/v2/dead-letters", params={"limit": limit})
 
     async def _call(self, method: str, path: str, **kwargs: Any) -> Json:
         try:
@@ -223,3 +253,23 @@ def format_usage(report: Json) -> str:
     return "\n".join(
         "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows
     )
+
+
+def format_dead_letters(report: Json) -> str:
+    """Counts per code, then one block per sample, newest first."""
+    counts = report["counts"]
+    lines = ["counts: " + (", ".join(f"{c}={n}" for c, n in counts.items()) or "none")]
+    for d in report["dead_letters"]:
+        when = iso_z(d["at"])
+        group = d["group_id"] + (f" ({d['group_legacy']})" if d["group_legacy"] else "")
+        client = d["client_id"] + (f" ({d['client_legacy']})" if d["client_legacy"] else "")
+        lines.append(
+            f"{when}  {d['code']}  node {d['node']}  group {group}  client {client or '-'}"
+        )
+        lines.append(f"    {d['detail']}")
+        if d["sample"]:
+            sample = d["sample"] if len(d["sample"]) <= 200 else d["sample"][:200] + "…"
+            lines.append(f"    sample ({d['size']} bytes): {sample}")
+    if not report["dead_letters"]:
+        lines.append("no dead letters kept")
+    return "\n".join(lines)

@@ -146,6 +146,14 @@ class V2Control:
     def connections(self) -> int:
         return len(self._open)
 
+    def legacy_by_group(self) -> dict[str, tuple[int, str]]:
+        """Open legacy connections per group, with the group's legacy integer (ops page)."""
+        found: dict[str, tuple[int, str]] = {}
+        for conn in self._open:
+            n, legacy = found.get(conn.group_id, (0, ""))
+            found[conn.group_id] = (n + 1, legacy or conn.group_legacy)
+        return found
+
     @property
     def messages_total(self) -> int:
         return self.stats.messages_of_closed + sum(c.messages_in for c in self._open)

@@ -22,6 +22,8 @@ import redis
 import uvicorn
 
 from bridge.app import create_app
+from bridge.dead_letter_store import MemoryDeadLetterStore
+from bridge.node_registry import MemoryNodeStore
 from bridge.node_server import NodeServer
 from bridge.settings import Settings
 from bridge.uvicorn_ws import server_options
@@ -236,7 +238,13 @@ async def two_nodes(
 
 def embedded_backends() -> dict[str, Any]:
     """What in-process nodes on the embedded backends share, as real nodes share one Redis."""
-    return {"hub": MemoryHub(), "id_store": MemoryIdStore(), "v2_store": MemoryV2Store()}
+    return {
+        "hub": MemoryHub(),
+        "id_store": MemoryIdStore(),
+        "v2_store": MemoryV2Store(),
+        "dead_letter_store": MemoryDeadLetterStore(),
+        "node_store": MemoryNodeStore(),
+    }
 
 
 class NodeProcess:

@@ -11,14 +11,16 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import defaultdict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 
 from .backends.base import RECONNECTED, Backends, BrokerMessage, Discontinuity
 from .connection import Connection, Dialect, Outgoing, QueueLimits, Sender, V3Dialect
 from .errors import BackendUnavailable, CloseCode, ConnectionRejected, MessageRejected
 from .ids import new_conn_id
+from .latency import SAMPLE_MASK, Latencies
 from .messages import MessageV3, encode
 from .node_streams import NodeStreams
 from .presence import (
@@ -30,6 +32,7 @@ from .presence import (
 )
 from .ratelimit import RateLimit, may_be_heartbeat
 from .recovery import ClientRecovery
+from .refusals import RefusalSink
 from .registry import LocalRegistry
 from .routing import ECHO, Channels, Envelope, UnreadableEnvelope
 from .streams import (
@@ -39,6 +42,7 @@ from .streams import (
 )
 
 log = logging.getLogger("aether.manager")
+_perf_counter = time.perf_counter  # a module global: one lookup, not two, per timed message
 
 UNREADABLE_LOG_EVERY = 60.0  # seconds between log lines about unreadable broker messages
 RETRY_REFRESH = 1.0  # seconds between presence refresh attempts while the store fails
@@ -84,6 +88,14 @@ class ManagerStats:
     slow_consumers: int = 0
     presence_expired: int = 0
     broker_unreadable: int = 0  # messages from the broker this node could not read (dropped)
+    error_replies: dict[str, int] = field(default_factory=dict)  # error code -> replies sent
+    # protocol -> target -> client frames handled: "v3"/"v2" dialects, "http" for POST /v3/messages
+    traffic: defaultdict[str, defaultdict[str, int]] = field(
+        default_factory=lambda: defaultdict(lambda: defaultdict(int))
+    )
+
+    def traffic_totals(self) -> dict[tuple[str, str], int]:
+        return {(p, t): n for p, targets in self.traffic.items() for t, n in targets.items()}
 
 
 class ConnectionManager:
@@ -100,12 +112,17 @@ class ConnectionManager:
         allow_client_broadcast: bool = True,
         rate_limit: RateLimit | None = None,
         connection_limits: ConnectionLimits | None = None,
+        refusals: RefusalSink | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.node_id = node_id
         self.channels = channels
         self.presence_ttl = presence_ttl
         self.stats = ManagerStats()
+        self.latency = Latencies()
+        self._observe_publish = self.latency.publish.observe  # bound once: the hot path's
+        self._publish_tick = 0  # publishes are timed one in SAMPLE_MASK + 1
+        self.refusals = refusals  # dead letters: told of refusals only, never of deliveries
         self.v3 = V3Dialect(allow_broadcast=allow_client_broadcast)
         self._broker = backends.broker
         self._presence = backends.presence
@@ -209,6 +226,15 @@ class ConnectionManager:
 
     def __len__(self) -> int:
         return len(self._registry)
+
+    def group_sizes(self) -> dict[str, int]:
+        """Local connections per group: O(channels), for the ops page, not per message."""
+        prefix, registry = self.channels.group(""), self._registry
+        return {
+            channel[len(prefix) :]: len(registry.members(channel))
+            for channel in registry.channels
+            if channel.startswith(prefix)
+        }
 
     # -- connections ---------------------------------------------------------------------
 
@@ -365,6 +391,9 @@ class ConnectionManager:
 
     def _count_slow(self, conn: Connection) -> None:
         self.stats.slow_consumers += 1
+        if self.refusals is not None:
+            lost = conn.undelivered()
+            self.refusals.slow_consumer(conn, lost[0].text if lost else None)
 
     # -- inbound -------------------------------------------------------------------------
 
@@ -383,10 +412,14 @@ class ConnectionManager:
                 message = await self._admit(conn, text, self._rate_limit)
             await self._handle(conn, message)
         except MessageRejected as rejected:
-            self.stats.messages_rejected += 1
+            stats = self.stats
+            stats.messages_rejected += 1
+            stats.error_replies[rejected.code] = stats.error_replies.get(rejected.code, 0) + 1
             conn.reply_error(rejected)
             if rejected.code == "rate-limited":
                 self._count_rate_limited(conn)
+            elif self.refusals is not None and conn.dialect is not self.v3:
+                self.refusals.frame_refused(conn, text, rejected)
 
     async def _admit(self, conn: Connection, text: str, limit: RateLimit) -> MessageV3:
         """Charge the frame to the bucket before parsing it; parse only what may pass.
@@ -428,6 +461,7 @@ class ConnectionManager:
             )
 
     async def _handle(self, conn: Connection, message: MessageV3) -> None:
+        self.stats.traffic[conn.dialect.name][message.target] += 1  # ~0.1 us
         if message.target != "echo":
             await self.publish(message, origin=conn)
         elif message.msg_type == "heartbeat":
@@ -437,6 +471,9 @@ class ConnectionManager:
             self._reply(conn, members_reply(conn.group_id, conn.client_id, clients))
         else:
             self._reply(conn, encode(message))
+
+    def count_traffic(self, protocol: str, target: str) -> None:
+        self.stats.traffic[protocol][target] += 1
 
     def _reply(self, conn: Connection, text: str) -> None:
         conn.enqueue(conn.dialect.render(Envelope(origin=self.node_id, text=text)))
@@ -469,6 +506,8 @@ class ConnectionManager:
             from_legacy=origin.client_legacy if origin is not None else "",
             group_legacy=origin.group_legacy if origin is not None else "",
         )
+        self._publish_tick = tick = (self._publish_tick + 1) & SAMPLE_MASK
+        started = _perf_counter() if not tick else 0.0
         try:
             await self._broker.publish(channel, envelope.pack())
         except BackendUnavailable as exc:
@@ -476,6 +515,8 @@ class ConnectionManager:
             raise MessageRejected(
                 "publish-failed", "the message could not be sent (broker unavailable); retry"
             ) from exc
+        if started:
+            self._observe_publish(_perf_counter() - started)
         self.stats.messages_published += 1
 
     async def members(self, group_id: str) -> list[str]:
@@ -485,14 +526,21 @@ class ConnectionManager:
     # -- background ----------------------------------------------------------------------
 
     async def _fan_out(self) -> None:
-        streams, registry = self.streams, self._registry
+        streams, registry, observe = self.streams, self._registry, self.latency.fan_out.observe
+        clock, tick = _perf_counter, 0
         async for event in self._broker.events():
             if isinstance(event, Discontinuity):
                 self._discontinuity(event)
                 continue
             self.stats.broker_messages += 1
             if registry.has_channel(event.channel):
-                streams.receive(event)  # in stream order: calls _deliver_message
+                tick = (tick + 1) & SAMPLE_MASK
+                if tick:
+                    streams.receive(event)  # in stream order: calls _deliver_message
+                    continue
+                started = clock()  # one broker message in SAMPLE_MASK + 1, not per recipient
+                streams.receive(event)
+                observe(clock() - started)
 
     def _discontinuity(self, event: Discontinuity) -> None:
         """The broker lost its connection (to one shard: ``event.channels``). With history
@@ -530,6 +578,8 @@ class ConnectionManager:
         """Count and drop what this node cannot read (a newer release's format, garbage);
         log it once a minute at most, with how many came since."""
         self.stats.broker_unreadable += 1
+        if self.refusals is not None:
+            self.refusals.broker_unreadable(message, str(why))
         now = self._clock()
         if now - self._unreadable_logged_at >= UNREADABLE_LOG_EVERY:
             self._unreadable_logged_at = now
