@@ -19,6 +19,7 @@ from .backends.base import RECONNECTED, Backends, BrokerMessage, Discontinuity
 from .connection import Connection, Dialect, Outgoing, QueueLimits, Sender, V3Dialect
 from .errors import BackendUnavailable, CloseCode, ConnectionRejected, MessageRejected
 from .ids import new_conn_id
+from .logthrottle import ThrottledLog
 from .messages import MessageV3, encode
 from .node_streams import NodeStreams
 from .presence import (
@@ -131,6 +132,7 @@ class ConnectionManager:
         self._subscribing: dict[str, asyncio.Future[None]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._unreadable_logged_at = -UNREADABLE_LOG_EVERY
+        self._throttled_log = ThrottledLog(log)  # lines anonymous clients can cause
         self.draining = False  # shutting down: /readyz says 503 so no new clients come
         self._presence_due = asyncio.Event()  # set: refresh presence now, not at the next tick
         self._refreshed_at = 0.0  # loop time of the last presence refresh that succeeded
@@ -278,8 +280,13 @@ class ConnectionManager:
             held = len(self._registry.members(self.channels.client(client_id)))
             if held >= limits.per_client:
                 self.stats.client_limit_refusals += 1
-                log.warning(
-                    "refusing client %r: %d connections on this node already", client_id, held
+                # Anyone may retry in a loop: one line per interval, with the count since.
+                self._throttled_log.log(
+                    "per-client-cap",
+                    logging.WARNING,
+                    "refusing client %r: %d connections on this node already",
+                    client_id[:40],
+                    held,
                 )
                 raise ConnectionRejected(
                     CloseCode.RATE_LIMITED,
@@ -403,15 +410,30 @@ class ConnectionManager:
                 limit.free_heartbeat(conn, now, charged=True)
             return message
         if limit.heartbeat_due(conn, now) and may_be_heartbeat(text):
-            try:
-                message = await conn.dialect.parse(text, conn)
-            except MessageRejected:
-                pass  # over the limit either way: the reply says rate-limited
-            else:
-                if message.msg_type == "heartbeat":
-                    limit.free_heartbeat(conn, now, charged=False)
-                    return message
+            # Not `parse`: over the limit nothing is translated or looked up (no ID store).
+            message = conn.dialect.heartbeat(text, conn)
+            if message is not None:
+                limit.free_heartbeat(conn, now, charged=False)
+                return message
         raise limit.reject(conn, now)
+
+    def refuse(self, conn: Connection, rejected: MessageRejected) -> None:
+        """A frame refused before any dialect could read it (a binary frame that is not UTF-8):
+        counted and rate-limited like any frame, answered with one error reply.
+
+        Raises ConnectionRejected (4529) as `receive` does.
+        """
+        self.stats.messages_received += 1
+        conn.messages_in += 1
+        limit = self._rate_limit
+        if limit is not None:
+            now = self._clock()
+            if not limit.take(conn, now):
+                rejected = limit.reject(conn, now)
+        self.stats.messages_rejected += 1
+        conn.reply_error(rejected)
+        if rejected.code == "rate-limited":
+            self._count_rate_limited(conn)
 
     def _count_rate_limited(self, conn: Connection) -> None:
         self.stats.messages_rate_limited += 1
