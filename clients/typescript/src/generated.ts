@@ -17,11 +17,11 @@ export interface WSMessageV3 {
   version?: "3";
   msg_type: MsgType;
   target: Target;
-  /** Schema: pattern `^(?!\d+$)[A-Za-z0-9_-]{1,64}$`. */
+  /** Schema: pattern `^(?!-?\d+$)[A-Za-z0-9_-]{1,64}$`. */
   from_id?: string | null;
-  /** Schema: pattern `^(?!\d+$)[A-Za-z0-9_-]{1,64}$`. */
+  /** Schema: pattern `^(?!-?\d+$)[A-Za-z0-9_-]{1,64}$`. */
   to_id?: string | null;
-  /** Schema: pattern `^(?!\d+$)[A-Za-z0-9_-]{1,64}$`. */
+  /** Schema: pattern `^(?!-?\d+$)[A-Za-z0-9_-]{1,64}$`. */
   group_id?: string | null;
   cmd?: string | null;
   msg?: string | null;
@@ -45,7 +45,7 @@ export const REQUIRED_FIELDS: readonly (keyof WSMessageV3)[] = ["msg_type","targ
 
 /** The regular expression (as a string) each patterned field must match. */
 export const FIELD_PATTERNS: { readonly [field: string]: string } = {
-  "from_id": "^(?!\\d+$)[A-Za-z0-9_-]{1,64}$",
-  "to_id": "^(?!\\d+$)[A-Za-z0-9_-]{1,64}$",
-  "group_id": "^(?!\\d+$)[A-Za-z0-9_-]{1,64}$"
+  "from_id": "^(?!-?\\d+$)[A-Za-z0-9_-]{1,64}$",
+  "to_id": "^(?!-?\\d+$)[A-Za-z0-9_-]{1,64}$",
+  "group_id": "^(?!-?\\d+$)[A-Za-z0-9_-]{1,64}$"
 };
