@@ -131,7 +131,7 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
 
 
 def _peer(client: tuple[str, int] | None) -> str:
-    return "%s:%d" % client if client else "a client"
+    return f"{client[0]}:{client[1]}" if client else "a client"
 
 
 def server_options(settings: Any) -> dict[str, Any]:

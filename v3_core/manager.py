@@ -401,7 +401,7 @@ class ConnectionManager:
         Counting frames first costs a few float operations, covers invalid frames too, and
         keeps a flood from costing parses (or, on the V2 path, ID lookups). A heartbeat gets
         its token back, once a second; over the limit, a frame that may be a heartbeat is
-        parsed to know, while a free one is due.
+        checked by `Dialect.heartbeat` (no translation, no I/O), while a free one is due.
         """
         now = self._clock()
         if limit.take(conn, now):
@@ -411,10 +411,10 @@ class ConnectionManager:
             return message
         if limit.heartbeat_due(conn, now) and may_be_heartbeat(text):
             # Not `parse`: over the limit nothing is translated or looked up (no ID store).
-            message = conn.dialect.heartbeat(text, conn)
-            if message is not None:
+            beat = conn.dialect.heartbeat(text, conn)
+            if beat is not None:
                 limit.free_heartbeat(conn, now, charged=False)
-                return message
+                return beat
         raise limit.reject(conn, now)
 
     def refuse(self, conn: Connection, rejected: MessageRejected) -> None:

@@ -193,7 +193,7 @@ async def test_a_negative_to_is_invalid_id_as_a_string_or_a_number(serve, to):
     async with serve() as node:
         sender = await connect(node.server.ws, "/ws/group/3/client/17")
         async with sender:
-            await sender.send('{"to": %s, "msg": "x"}' % to)
+            await sender.send('{"to": ' + to + ', "msg": "x"}')
             reply = await v2_reply(sender)
             assert (reply["type"], reply["data"]["code"]) == ("error", "invalid-id")
 
@@ -261,7 +261,7 @@ async def test_text_frames_that_are_not_utf8_log_one_info_line(serve, lines: Lin
 
 @pytest.mark.parametrize("number", ["1" + "0" * 400 + ".0", "1" + "0" * 300 + "e99"])
 async def test_post_a_number_beyond_a_double_is_invalid_json(serve, number):
-    body = '{"msg_type": "msg", "target": "broadcast", "payload": {"x": %s}}' % number
+    body = '{"msg_type": "msg", "target": "broadcast", "payload": {"x": ' + number + "}}"
     async with serve() as node, httpx.AsyncClient() as http:
         response = await http.post(
             f"{node.server.http}/v3/messages",

@@ -115,4 +115,3 @@ async def test_ping_flood_is_cut_and_memory_stays_bounded(redis_url, launch: Lau
     assert "keeps pinging and does not read" in node.log.read_text()
     assert (peak - rss_before) / 1024 <= 40, "pongs piled up in the node"
     assert p99 <= 0.5
-

@@ -99,7 +99,9 @@ def test_json_schema_requires_to_id_pattern_and_forbids_extras():
     schema = MessageV3.model_json_schema()
     assert schema["title"] == "WS_Message_V3"
     assert schema["additionalProperties"] is False
-    assert schema["properties"]["to_id"]["anyOf"][0]["pattern"] == r"^(?!-?\d+$)[A-Za-z0-9_-]{1,64}$"
+    assert (
+        schema["properties"]["to_id"]["anyOf"][0]["pattern"] == r"^(?!-?\d+$)[A-Za-z0-9_-]{1,64}$"
+    )
 
 
 def test_large_finite_exponents_still_pass():
