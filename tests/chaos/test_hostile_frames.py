@@ -1,4 +1,5 @@
-"""Hostile input at the frame level against a served node: a PING flood that never reads.
+"""Hostile input at the frame level against a served node: a PING flood that never reads, and
+a keepalive close that a client which never reads would have held open forever.
 
 The flooder is a raw socket (rawws.py) with a 4 KiB receive buffer, writing masked 125-byte
 PINGs from a thread as fast as the node reads them; echo clients measure what the others feel.
@@ -16,9 +17,10 @@ import time
 import pytest
 import websockets
 
+from ..helpers import eventually
 from .conftest import LaunchNode
 from .rawws import OP_PING, RawWebSocket
-from .traffic import percentile, rss_kib
+from .traffic import Member, percentile, presence, rss_kib
 
 pytestmark = pytest.mark.chaos
 
@@ -115,3 +117,37 @@ async def test_ping_flood_is_cut_and_memory_stays_bounded(redis_url, launch: Lau
     assert "keeps pinging and does not read" in node.log.read_text()
     assert (peak - rss_before) / 1024 <= 40, "pongs piled up in the node"
     assert p99 <= 0.5
+
+
+async def test_a_keepalive_close_the_client_never_reads_is_aborted(redis_url, launch: LaunchNode):
+    """A client that neither reads nor pongs, with data stuck in its socket: the keepalive
+    close used to wait for that data to drain, forever (socket, presence and buffers held).
+    The slow-consumer bounds are set out of reach so that only the keepalive acts."""
+    node = launch(
+        redis_url,
+        "nodeA",
+        AETHER_PING_INTERVAL="1",
+        AETHER_PING_TIMEOUT="1",
+        AETHER_SEND_TIMEOUT="120",
+        AETHER_QUEUE_MAX_BYTES=str(256 << 20),
+        AETHER_QUEUE_MAX_MESSAGES="100000",
+    )
+    talker = await Member.open(node.ws, "g1", "talker")
+    mute = await RawWebSocket.connect(node.port, "/v3/ws/group/g1/client/mute", rcvbuf=4096)
+    start = time.monotonic()
+    pad = "x" * 16384
+    for i in range(400):  # 6.4 MiB: more than the kernel buffers between them hold
+        frame = {"msg_type": "msg", "target": "group", "payload": {"i": i, "pad": pad}}
+        await talker.ws.send(json.dumps(frame))
+
+    async def gone() -> bool:
+        return await presence(node.http, "g1") == ["talker"]
+
+    await eventually(gone, 10.0)
+    left = time.monotonic() - start
+    mute.close()
+    print(
+        f"FIGURE stuck keepalive close: the mute client left presence {left:.2f} s after connecting"
+    )
+    assert talker.closed_at is None
+    await talker.ws.close()
