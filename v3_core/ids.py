@@ -14,14 +14,15 @@ ConnId = NewType("ConnId", str)
 
 VISION_ID_PATTERN = r"[A-Za-z0-9_-]{1,64}"  # fullmatch: "$" would admit a trailing newline
 _VISION_ID = re.compile(VISION_ID_PATTERN)
-_SIGNED_INTEGER = re.compile(r"-?[0-9]+")  # digits, or a minus and digits: a number, not an ID
 _ALPHABET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 
 
 def is_vision_id(value: str) -> bool:
     """1–64 characters of ``[A-Za-z0-9_-]``, not all digits (those are legacy integers), and
     not a minus followed by digits: ``-5`` is a negative number, which no database row has."""
-    return _VISION_ID.fullmatch(value) is not None and _SIGNED_INTEGER.fullmatch(value) is None
+    if _VISION_ID.fullmatch(value) is None or value.isdigit():
+        return False
+    return not (value[0] == "-" and value[1:].isdigit())
 
 
 def is_legacy_int(value: str) -> bool:

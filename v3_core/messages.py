@@ -150,8 +150,9 @@ def validate(text: str | bytes) -> MessageV3:
 # A double overflows past 1.8e308: with an exponent of two digits at most (<= 99), only if the
 # number has at least 210 digits before its point. So a three-digit exponent or a run of 200
 # digits sends the text to orjson, which refuses what overflows (1e400, 1 and 400 zeros).
-_NON_FINITE = re.compile(r"NaN|Infinity|[0-9][eE][+]?[0-9]{3}|[0-9]{200}")
-_NON_FINITE_BYTES = re.compile(rb"NaN|Infinity|[0-9][eE][+]?[0-9]{3}|[0-9]{200}")
+# One branch per leading digit: as cheap as the exponent check alone on ordinary frames.
+_NON_FINITE = re.compile(r"NaN|Infinity|[0-9](?:[eE][+]?[0-9]{3}|[0-9]{199})")
+_NON_FINITE_BYTES = re.compile(rb"NaN|Infinity|[0-9](?:[eE][+]?[0-9]{3}|[0-9]{199})")
 
 
 def _may_hold_non_finite(text: str | bytes) -> bool:
