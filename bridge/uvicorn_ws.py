@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -34,6 +35,7 @@ log = ThrottledLog(logging.getLogger("aether.sockets"))
 class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
     _held_pong: bytes | None = None  # the latest pong, while writing is paused
     _paused_at: float | None = None  # loop time writing was paused at, None while writable
+    _abort_timer: asyncio.TimerHandle | None = None  # cuts a close the peer does not drain
 
     async def send(self, message: Any) -> None:
         await super().send(message)
@@ -96,11 +98,23 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
         # Closed now, or by the close timer once the peer had its chance to answer our close.
         self._abort_after(ABORT_AFTER + (self.close_timeout if self.close_timer else 0.0))
 
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        timer, self._abort_timer = self._abort_timer, None
+        if timer is not None:  # gone in time: release the protocol now, not at the deadline
+            timer.cancel()
+
     def _abort_after(self, delay: float) -> None:
-        if not self.disconnected:
-            self.loop.call_later(delay, self._abort_if_open)
+        """Abort ``delay`` seconds from now unless the connection is gone by then; replaces
+        the deadline of an earlier close step (one timer per connection)."""
+        if self.disconnected:
+            return
+        if self._abort_timer is not None:
+            self._abort_timer.cancel()
+        self._abort_timer = self.loop.call_later(delay, self._abort_if_open)
 
     def _abort_if_open(self) -> None:
+        self._abort_timer = None
         if not self.disconnected and self.transport.is_closing():
             self.transport.abort()
 
