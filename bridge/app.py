@@ -133,7 +133,11 @@ def create_app(
             )
             app.state.manager = manager
             app.state.id_mapper = id_mapper
-            app.state.v2 = V2Dialect(id_mapper, allow_broadcast=settings.client_broadcast)
+            app.state.v2 = V2Dialect(
+                id_mapper,
+                allow_broadcast=settings.client_broadcast,
+                new_ids_per_connection=settings.new_ids_per_connection,
+            )
             app.state.v2_control = v2_control
             app.state.dead_letters = dead_letters
             app.state.heartbeat = heartbeat

@@ -81,6 +81,10 @@ class Settings(BaseSettings):
     auth_audience: str | None = None
     api_token: str | None = None  # bearer token of the HTTP API (bridge/api_token.py)
 
+    # Legacy integers one connection may address that its node had not cached (each costs a
+    # store read, and an upstream call when one is set); over it: invalid-id. 0: no limit.
+    new_ids_per_connection: int = Field(1000, ge=0)
+
     id_lookup_url: str | None = None
     id_lookup_timeout: float = Field(2.0, gt=0)
     id_lookup_token: str | None = None

@@ -28,6 +28,7 @@ from v3_core import (
     ConnectionManager,
     ConnectionRejected,
     Dialect,
+    MessageRejected,
     is_vision_id,
 )
 from v3_core.streams import Position, StreamName, parse_recover
@@ -307,7 +308,12 @@ async def _receive_loop(manager: ConnectionManager, conn: Connection, receive: R
             return
         text = event.get("text")
         if text is None:
-            text = _binary_as_text(event.get("bytes") or b"")
+            # Some clients send JSON in binary frames: valid UTF-8 is read as text.
+            try:
+                text = (event.get("bytes") or b"").decode()
+            except UnicodeDecodeError:
+                manager.refuse(conn, NOT_UTF8)  # either dialect: an error reply, sent nowhere
+                continue
         await manager.receive(conn, text)
 
 
@@ -317,9 +323,4 @@ def _too_big(manager: ConnectionManager, conn: Connection) -> None:
         manager.refusals.frame_too_big(conn)
 
 
-def _binary_as_text(data: bytes) -> str:
-    # Some clients send JSON in binary frames; treat valid UTF-8 as text, the rest as bad JSON.
-    try:
-        return data.decode()
-    except UnicodeDecodeError:
-        return "\x00binary frame"
+NOT_UTF8 = MessageRejected("invalid-json", "a binary frame must hold UTF-8 JSON text")

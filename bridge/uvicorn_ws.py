@@ -1,21 +1,44 @@
-"""uvicorn's websockets-sansio protocol, minus what it keeps but no longer needs.
+"""uvicorn's websockets-sansio protocol, lean and hardened against clients that do not read.
 
-uvicorn holds the handshake's request, response and headers for a connection's whole life,
-though it, and our socket endpoints, only read them until the handshake completes: about
-3 KiB of every idle connection's 21. And it pings every connection every interval, though a
-client that sent anything (a heartbeat) within the interval has just shown it is there.
+- uvicorn holds the handshake's request, response and headers for a connection's whole life,
+  though it, and our socket endpoints, only read them until the handshake completes: about
+  3 KiB of every idle connection's 21. They are dropped after the accept.
+- uvicorn answers every PING at once, whatever the socket's backpressure, and pings are not
+  data frames, so they never pause reading: a client that floods pings and never reads grew
+  the write buffer without bound (365 MB in 10 s). While writing is paused only the latest
+  pong is kept (RFC 6455 allows answering only the latest ping), and a client that keeps
+  pinging while its socket stays full for ``PONG_STUCK_AFTER`` is cut as a slow consumer.
+- ``transport.close()`` waits for the write buffer to drain, which never happens when the
+  peer does not read: every close the protocol makes is followed by an abort after a deadline.
+- A text frame that is not UTF-8 is one INFO line (at most one per interval), not an ERROR
+  with a traceback per frame.
+- A client that sent anything (a heartbeat) within the ping interval has just shown it is
+  there: it is pinged only after a whole interval of silence.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import Any
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
+from v3_core import CloseCode
+from v3_core.logthrottle import ThrottledLog
+
 from .http_guard import HttpGuard
+from .sender import ABORT_AFTER
+
+PONG_STUCK_AFTER = 2.0  # seconds a pinging client's socket may stay full before it is cut
+
+log = ThrottledLog(logging.getLogger("aether.sockets"))
 
 
 class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
+    _held_pong: bytes | None = None  # the latest pong, while writing is paused
+    _paused_at: float | None = None  # loop time writing was paused at, None while writable
+    _abort_timer: asyncio.TimerHandle | None = None  # cuts a close the peer does not drain
     heard_at = 0.0  # loop time of the last bytes from the client
 
     def data_received(self, data: bytes) -> None:
@@ -40,6 +63,108 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
             self.request = None  # type: ignore[assignment]
             self.response = None  # type: ignore[assignment]
             self.scope["headers"] = []  # bridge.sockets reads Origin before it accepts
+
+    # -- pongs under backpressure ----------------------------------------------------------
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        self._paused_at = self.loop.time()
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        self._paused_at = None
+        pong, self._held_pong = self._held_pong, None
+        if pong and not self.transport.is_closing():
+            self.transport.write(pong)
+
+    def handle_ping(self) -> None:
+        output = b"".join(self.conn.data_to_send())
+        paused_at = self._paused_at
+        if paused_at is None or self.close_sent:
+            self.transport.write(output)
+            return
+        self._held_pong = output  # replaces the one held: only the latest ping is answered
+        if self.loop.time() - paused_at > PONG_STUCK_AFTER:
+            log.log(
+                "ping-flood",
+                logging.WARNING,
+                "closing slow consumer %s: it keeps pinging and does not read",
+                _peer(self.client),
+            )
+            self._held_pong = None
+            self.conn.fail(CloseCode.SLOW_CONSUMER, "slow consumer")
+            self.transport.write(b"".join(self.conn.data_to_send()))
+            self.close_sent = True
+            self.transport.close()
+            self._abort_after(ABORT_AFTER)
+
+    # -- closes that cannot wait for a peer that does not read -----------------------------
+
+    def keepalive_timeout(self) -> None:
+        super().keepalive_timeout()
+        self._abort_after(ABORT_AFTER)
+
+    def handle_close(self, event: Any) -> None:
+        super().handle_close(event)
+        self._abort_after(ABORT_AFTER)
+
+    def handle_parser_exception(self) -> None:
+        super().handle_parser_exception()
+        self._abort_after(ABORT_AFTER)
+
+    async def run_asgi(self) -> None:
+        await super().run_asgi()
+        # Closed now, or by the close timer once the peer had its chance to answer our close.
+        self._abort_after(ABORT_AFTER + (self.close_timeout if self.close_timer else 0.0))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        timer, self._abort_timer = self._abort_timer, None
+        if timer is not None:  # gone in time: release the protocol now, not at the deadline
+            timer.cancel()
+
+    def _abort_after(self, delay: float) -> None:
+        """Abort ``delay`` seconds from now unless the connection is gone by then; replaces
+        the deadline of an earlier close step (one timer per connection)."""
+        if self.disconnected:
+            return
+        if self._abort_timer is not None:
+            self._abort_timer.cancel()
+        self._abort_timer = self.loop.call_later(delay, self._abort_if_open)
+
+    def _abort_if_open(self) -> None:
+        self._abort_timer = None
+        if not self.disconnected and self.transport.is_closing():
+            self.transport.abort()
+
+    # -- invalid UTF-8 ---------------------------------------------------------------------
+
+    def send_receive_event_to_app(self) -> None:
+        if self.curr_msg_data_type != "text" or self.close_sent:
+            super().send_receive_event_to_app()
+            return
+        data = self.frames[0] if len(self.frames) == 1 else b"".join(self.frames)
+        self.frames = []
+        try:
+            text = data.decode()
+        except UnicodeDecodeError:
+            log.log(
+                "invalid-utf8",
+                logging.INFO,
+                "closing %s with 1007: a text frame is not UTF-8",
+                _peer(self.client),
+            )
+            self.conn.send_close(1007, "a text frame must be UTF-8")
+            self.handle_parser_exception()
+            return
+        self.queue.put_nowait({"type": "websocket.receive", "text": text})
+        if not self.read_paused:
+            self.read_paused = True
+            self.transport.pause_reading()
+
+
+def _peer(client: tuple[str, int] | None) -> str:
+    return f"{client[0]}:{client[1]}" if client else "a client"
 
 
 def server_options(settings: Any) -> dict[str, Any]:

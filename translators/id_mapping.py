@@ -144,6 +144,35 @@ class IdMapper:
         # shield: a waiter that gives up does not cancel the lookup the others wait for.
         return await asyncio.shield(task)
 
+    def cached_vision(self, namespace: Namespace, legacy: str) -> VisionId | None:
+        """The Vision ID of a database integer if this node has it cached: no I/O."""
+        return self._forward.get((namespace, canonical_legacy(legacy)))
+
+    async def existing(self, namespace: Namespace, legacy: str) -> VisionId:
+        """The Vision ID of an integer that exists already; never mints one (addressees).
+
+        Without an upstream, an integer no client has connected with is unknown: nobody can
+        receive what is sent to it, and minting for it would let any client fill the store.
+        Raises ConnectionRejected as resolve() does (1008 when unknown).
+        """
+        if self.upstream is not None:  # the authority: its answer is stored, unknown refused
+            return await self.to_vision(namespace, legacy)
+        legacy = canonical_legacy(legacy)
+        if (cached := self._forward.get((namespace, legacy))) is not None:
+            return cached
+        try:
+            stored = await self.store.get(namespace, legacy)
+        except BackendUnavailable as exc:
+            raise _try_later(exc) from exc
+        if stored is None:
+            raise ConnectionRejected(
+                CloseCode.POLICY_VIOLATION,
+                f"unknown legacy {namespace} ID {legacy}: no client has connected with it",
+            )
+        vision_id = VisionId(stored)
+        self._remember(namespace, legacy, vision_id)
+        return vision_id
+
     async def legacy_of(self, namespace: Namespace, vision_id: str) -> str | None:
         """The database integer of a Vision ID, from the cache or the store (never upstream).
 

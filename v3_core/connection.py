@@ -90,6 +90,10 @@ class Dialect(Protocol):
         """A stamped, valid MessageV3 from the client's frame, or MessageRejected."""
         ...
 
+    def heartbeat(self, text: str, conn: Connection) -> MessageV3 | None:
+        """The stamped heartbeat ``text`` is, else None; no I/O (frames over the rate limit)."""
+        ...
+
     def render(self, envelope: Envelope) -> str:
         """The text this dialect's clients receive for a message; called once per node."""
         ...
@@ -112,6 +116,13 @@ class V3Dialect:
             client_id=conn.client_id,
             allow_broadcast=self.allow_broadcast,
         )
+
+    def heartbeat(self, text: str, conn: Connection) -> MessageV3 | None:
+        try:
+            message = parse_client_message(text, group_id=conn.group_id, client_id=conn.client_id)
+        except MessageRejected:
+            return None
+        return message if message.msg_type == "heartbeat" else None
 
     def render(self, envelope: Envelope) -> str:
         return envelope.text
@@ -151,6 +162,7 @@ class Connection:
         "group_legacy",
         "left_positions",
         "messages_in",
+        "new_ids",
         "opened_at",
         "rate_beat_at",
         "rate_full_at",
@@ -181,6 +193,7 @@ class Connection:
         self.group_legacy = group_legacy
         self.client_legacy = client_legacy
         self.messages_in = 0
+        self.new_ids = 0  # legacy integers this connection had looked up that were not cached
         # The inbound rate limit's bucket (v3_core.ratelimit.Metered): all zero means full.
         self.rate_full_at = 0.0
         self.rate_beat_at = 0.0

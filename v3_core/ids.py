@@ -18,8 +18,11 @@ _ALPHABET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 
 
 def is_vision_id(value: str) -> bool:
-    """1–64 characters of ``[A-Za-z0-9_-]``, not all digits (those are legacy integers)."""
-    return _VISION_ID.fullmatch(value) is not None and not value.isdigit()
+    """1–64 characters of ``[A-Za-z0-9_-]``, not all digits (those are legacy integers), and
+    not a minus followed by digits: ``-5`` is a negative number, which no database row has."""
+    if _VISION_ID.fullmatch(value) is None or value.isdigit():
+        return False
+    return not (value[0] == "-" and value[1:].isdigit())
 
 
 def is_legacy_int(value: str) -> bool:

@@ -21,6 +21,7 @@ from .connection import Connection, Dialect, Outgoing, QueueLimits, Sender, V3Di
 from .errors import BackendUnavailable, CloseCode, ConnectionRejected, MessageRejected
 from .ids import new_conn_id
 from .latency import SAMPLE_MASK, Latencies
+from .logthrottle import ThrottledLog
 from .messages import MessageV3, encode
 from .node_streams import NodeStreams
 from .presence import (
@@ -148,6 +149,7 @@ class ConnectionManager:
         self._subscribing: dict[str, asyncio.Future[None]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._unreadable_logged_at = -UNREADABLE_LOG_EVERY
+        self._throttled_log = ThrottledLog(log)  # lines anonymous clients can cause
         self.draining = False  # shutting down: /readyz says 503 so no new clients come
         self._presence_due = asyncio.Event()  # set: refresh presence now, not at the next tick
         self._refreshed_at = 0.0  # loop time of the last presence refresh that succeeded
@@ -304,8 +306,13 @@ class ConnectionManager:
             held = len(self._registry.members(self.channels.client(client_id)))
             if held >= limits.per_client:
                 self.stats.client_limit_refusals += 1
-                log.warning(
-                    "refusing client %r: %d connections on this node already", client_id, held
+                # Anyone may retry in a loop: one line per interval, with the count since.
+                self._throttled_log.log(
+                    "per-client-cap",
+                    logging.WARNING,
+                    "refusing client %r: %d connections on this node already",
+                    client_id[:40],
+                    held,
                 )
                 raise ConnectionRejected(
                     CloseCode.RATE_LIMITED,
@@ -427,7 +434,7 @@ class ConnectionManager:
         Counting frames first costs a few float operations, covers invalid frames too, and
         keeps a flood from costing parses (or, on the V2 path, ID lookups). A heartbeat gets
         its token back, once a second; over the limit, a frame that may be a heartbeat is
-        parsed to know, while a free one is due.
+        checked by `Dialect.heartbeat` (no translation, no I/O), while a free one is due.
         """
         now = self._clock()
         if limit.take(conn, now):
@@ -436,15 +443,30 @@ class ConnectionManager:
                 limit.free_heartbeat(conn, now, charged=True)
             return message
         if limit.heartbeat_due(conn, now) and may_be_heartbeat(text):
-            try:
-                message = await conn.dialect.parse(text, conn)
-            except MessageRejected:
-                pass  # over the limit either way: the reply says rate-limited
-            else:
-                if message.msg_type == "heartbeat":
-                    limit.free_heartbeat(conn, now, charged=False)
-                    return message
+            # Not `parse`: over the limit nothing is translated or looked up (no ID store).
+            beat = conn.dialect.heartbeat(text, conn)
+            if beat is not None:
+                limit.free_heartbeat(conn, now, charged=False)
+                return beat
         raise limit.reject(conn, now)
+
+    def refuse(self, conn: Connection, rejected: MessageRejected) -> None:
+        """A frame refused before any dialect could read it (a binary frame that is not UTF-8):
+        counted and rate-limited like any frame, answered with one error reply.
+
+        Raises ConnectionRejected (4529) as `receive` does.
+        """
+        self.stats.messages_received += 1
+        conn.messages_in += 1
+        limit = self._rate_limit
+        if limit is not None:
+            now = self._clock()
+            if not limit.take(conn, now):
+                rejected = limit.reject(conn, now)
+        self.stats.messages_rejected += 1
+        conn.reply_error(rejected)
+        if rejected.code == "rate-limited":
+            self._count_rate_limited(conn)
 
     def _count_rate_limited(self, conn: Connection) -> None:
         self.stats.messages_rate_limited += 1

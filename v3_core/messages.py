@@ -29,7 +29,7 @@ from .errors import ErrorCode, MessageRejected
 MsgType = Literal["msg", "cmd", "heartbeat", "presence"]
 Target = Literal["direct", "group", "broadcast", "echo"]
 
-_JSON_SCHEMA_VISION_ID = r"^(?!\d+$)[A-Za-z0-9_-]{1,64}$"
+_JSON_SCHEMA_VISION_ID = r"^(?!-?\d+$)[A-Za-z0-9_-]{1,64}$"
 
 
 def _not_all_digits(value: str) -> str:
@@ -37,6 +37,10 @@ def _not_all_digits(value: str) -> str:
         raise PydanticCustomError(
             "legacy_integer_id",
             "database integers are not Vision IDs on V3; see docs/migration-guide.md",
+        )
+    if value[0] == "-" and value[1:].isdigit():
+        raise PydanticCustomError(
+            "negative_integer_id", "a negative number is not an ID (database IDs are positive)"
         )
     return value
 
@@ -143,12 +147,16 @@ def validate(text: str | bytes) -> MessageV3:
         raise _rejection(exc) from None
 
 
-_NON_FINITE = re.compile(r"NaN|Infinity|[0-9][eE][+]?[0-9]{3}")
-_NON_FINITE_BYTES = re.compile(rb"NaN|Infinity|[0-9][eE][+]?[0-9]{3}")
+# A double overflows past 1.8e308: with an exponent of two digits at most (<= 99), only if the
+# number has at least 210 digits before its point. So a three-digit exponent or a run of 200
+# digits sends the text to orjson, which refuses what overflows (1e400, 1 and 400 zeros).
+# One branch per leading digit: as cheap as the exponent check alone on ordinary frames.
+_NON_FINITE = re.compile(r"NaN|Infinity|[0-9](?:[eE][+]?[0-9]{3}|[0-9]{199})")
+_NON_FINITE_BYTES = re.compile(rb"NaN|Infinity|[0-9](?:[eE][+]?[0-9]{3}|[0-9]{199})")
 
 
 def _may_hold_non_finite(text: str | bytes) -> bool:
-    """NaN, Infinity, or an exponent big enough to overflow a double (1e400)."""
+    """NaN, Infinity, or a number that may overflow a double (1e400, 1 and 400 zeros)."""
     if isinstance(text, str):
         return _NON_FINITE.search(text) is not None
     return _NON_FINITE_BYTES.search(text) is not None

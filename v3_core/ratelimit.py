@@ -15,6 +15,8 @@ from .errors import MessageRejected
 # Every heartbeat frame of either dialect holds one of these words (V3 msg_type "heartbeat";
 # V2 text "ping", type "ping" or "heartbeat"). Only a hint: the parse decides.
 HEARTBEAT_WORDS: Final = ("heartbeat", "ping")
+# A heartbeat carries nothing: a longer frame over the limit is not looked at.
+HEARTBEAT_MAX_CHARS: Final = 512
 
 
 class Metered(Protocol):
@@ -26,8 +28,8 @@ class Metered(Protocol):
 
 
 def may_be_heartbeat(text: str) -> bool:
-    """Cheap pre-check before parsing a frame over the limit to see if it is a heartbeat."""
-    return any(word in text for word in HEARTBEAT_WORDS)
+    """Cheap pre-check before looking at a frame over the limit to see if it is a heartbeat."""
+    return len(text) <= HEARTBEAT_MAX_CHARS and any(word in text for word in HEARTBEAT_WORDS)
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,6 +44,19 @@ REJECTED = [
         id="1e400",
     ),
     pytest.param("[" * 10000 + "]" * 10000, "invalid-json", id="deep-nesting"),
+    # Issue 15 #6: past a double without a three-digit exponent; they were delivered as null.
+    pytest.param(
+        '{"msg_type": "msg", "target": "group", "payload": {"x": 1%s.0}}' % ("0" * 400),
+        "invalid-json",
+        id="1-and-400-zeros",
+    ),
+    pytest.param(
+        '{"msg_type": "msg", "target": "group", "payload": {"x": [-1%se99]}}' % ("0" * 300),
+        "invalid-json",
+        id="1-and-300-zeros-e99",
+    ),
+    # Issue 15 #11: a negative number is not an ID, as a string or not.
+    pytest.param({**VALID, "target": "direct", "to_id": "-5"}, "invalid-id", id="to-id-negative"),
 ]
 
 
@@ -103,6 +116,7 @@ async def test_frame_at_the_size_limit_is_accepted(server):
         ("/v3/ws/group/g%20x/client/alice", "group_id 'g x'"),
         ("/v3/ws/group/g1/client/al*ce", "client_id 'al*ce'"),
         ("/v3/ws/group/team%0A/client/alice", "group_id 'team\\n'"),
+        ("/v3/ws/group/-5/client/alice", "group_id '-5'"),
     ],
 )
 async def test_bad_path_id_is_accepted_then_closed_1008_with_reason(server, path, bad):

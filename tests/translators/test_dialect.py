@@ -21,6 +21,7 @@ from .support import RecordingSender, make_connection
 
 BASE = "http://ids.test"
 LEGACY_CONN = {"group_legacy": "3", "client_legacy": "17"}
+HEARTBEAT_V3 = '{"msg_type": "heartbeat", "target": "echo"}'
 
 
 @pytest.fixture
@@ -338,3 +339,34 @@ async def test_legacy_client_sees_its_own_join_and_can_list_members(
             "group": 3,
         },
     ]
+
+
+# -- heartbeat(): what a frame over the rate limit may be, without I/O (issue 15 #9) -------
+
+
+class NoIoStore(MemoryIdStore):
+    """An ID store that fails the test if anything reads or writes it."""
+
+    async def get(self, namespace: Any, legacy: str) -> str | None:
+        raise AssertionError("heartbeat() read the ID store")
+
+    async def put_if_absent(self, namespace: Any, legacy: str, vision_id: str) -> str:
+        raise AssertionError("heartbeat() wrote the ID store")
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["ping", ' {"type": "ping", "to": 5} ', '{"type": "heartbeat"}', HEARTBEAT_V3],
+    ids=["text-ping", "type-ping-with-to", "type-heartbeat", "v3-heartbeat"],
+)
+def test_heartbeat_recognises_every_heartbeat_form(text: str) -> None:
+    message = V2Dialect(IdMapper(NoIoStore())).heartbeat(text, make_connection(**LEGACY_CONN))
+    assert message is not None
+    assert (message.msg_type, message.target, message.from_id) == ("heartbeat", "echo", "cliVision")
+
+
+@pytest.mark.parametrize(
+    "text", ['{"msg": "ping", "to": 5}', '{"msg_type": "msg", "target": "direct", "to_id": 5}']
+)
+def test_heartbeat_is_none_for_anything_else_and_looks_nothing_up(text: str) -> None:
+    assert V2Dialect(IdMapper(NoIoStore())).heartbeat(text, make_connection()) is None

@@ -130,6 +130,54 @@ async def test_mapper_cache_is_bounded() -> None:
     assert mapper.cached_legacy("client", first) is None
 
 
+# -- addressees: existing() never mints (issue 15 #3) ----------------------------------------
+
+
+async def test_existing_refuses_an_unknown_integer_and_mints_nothing() -> None:
+    store = MemoryIdStore()
+    with pytest.raises(ConnectionRejected) as caught:
+        await IdMapper(store).existing("client", "42")
+    assert rejected_with(caught) == (
+        CloseCode.POLICY_VIOLATION,
+        "unknown legacy client ID 42: no client has connected with it",
+    )
+    assert await store.get("client", "42") is None
+
+
+async def test_existing_finds_what_a_connect_minted() -> None:
+    store = CountingStore()
+    minted = await IdMapper(store).to_vision("client", "42")  # one node's connect
+    other_node = IdMapper(store)
+    assert await other_node.existing("client", "042") == minted
+    assert other_node.cached_vision("client", "42") == minted  # cached: no store read next
+    reads = store.gets
+    assert await other_node.existing("client", "42") == minted
+    assert store.gets == reads
+
+
+async def test_an_unknown_addressee_does_not_spoil_a_connect_with_that_integer() -> None:
+    """A refused addressee is not remembered as a failure: the integer may connect (and mint)."""
+    mapper = IdMapper(MemoryIdStore())
+    with pytest.raises(ConnectionRejected):
+        await mapper.existing("client", "42")
+    assert is_vision_id(await mapper.to_vision("client", "42"))
+
+
+async def test_existing_while_the_store_is_down_is_try_again_later() -> None:
+    with pytest.raises(ConnectionRejected) as caught:
+        await IdMapper(DownIdStore()).existing("client", "42")
+    assert rejected_with(caught) == (CloseCode.TRY_AGAIN_LATER, UNAVAILABLE)
+
+
+async def test_existing_asks_the_upstream_when_one_is_set(
+    api: respx.MockRouter, upstream: UpstreamIdLookup
+) -> None:
+    api.get("/clients/42").respond(200, json={"vision_id": "cli_upstream"})
+    assert await IdMapper(MemoryIdStore(), upstream=upstream).existing("client", "42") == (
+        "cli_upstream"
+    )
+
+
 async def test_mapper_without_store_and_upstream_refuses_to_mint() -> None:
     """Minting without the store would give each node its own ID for one integer."""
     with pytest.raises(ConnectionRejected) as caught:

@@ -5,7 +5,9 @@ import pytest
 from v3_core.ids import is_legacy_int, is_vision_id, new_vision_id, parse_vision_id
 
 
-@pytest.mark.parametrize("value", ["a", "group_abc123", "A-b_9", "x" * 64, "0a", "-1"])
+@pytest.mark.parametrize(
+    "value", ["a", "group_abc123", "A-b_9", "x" * 64, "0a", "-1a", "1-2", "--5", "-"]
+)
 def test_vision_id_accepts(value):
     assert is_vision_id(value)
 
@@ -15,6 +17,13 @@ def test_vision_id_accepts(value):
 )
 def test_vision_id_rejects(value):
     assert not is_vision_id(value)
+
+
+@pytest.mark.parametrize("value", ["-1", "-5", "-007", "-0"])
+def test_a_negative_number_is_not_a_vision_id(value):
+    """Issue 15 #11: ``-5`` is a negative integer, which no database row has, not an ID."""
+    assert not is_vision_id(value)
+    assert not is_legacy_int(value)
 
 
 def test_parse_vision_id_names_the_bad_value():

@@ -15,6 +15,7 @@ from v3_core.messages import (
     error_reply,
     parse_client_message,
     parse_server_message,
+    validate,
 )
 from v3_core.schema import schema_text
 
@@ -105,9 +106,38 @@ def test_json_schema_requires_to_id_pattern_and_forbids_extras():
     schema = MessageV3.model_json_schema()
     assert schema["title"] == "WS_Message_V3"
     assert schema["additionalProperties"] is False
-    assert schema["properties"]["to_id"]["anyOf"][0]["pattern"] == r"^(?!\d+$)[A-Za-z0-9_-]{1,64}$"
+    assert (
+        schema["properties"]["to_id"]["anyOf"][0]["pattern"] == r"^(?!-?\d+$)[A-Za-z0-9_-]{1,64}$"
+    )
 
 
 def test_large_finite_exponents_still_pass():
     message = parse('{"msg_type": "msg", "target": "group", "payload": {"x": 1e300, "y": "1e999"}}')
     assert message.payload == {"x": 1e300, "y": "1e999"}
+
+
+@pytest.mark.parametrize(
+    "number",
+    [
+        "1" + "0" * 400 + ".0",
+        "1" + "0" * 300 + "e99",
+        "-1" + "0" * 210 + "E+99",
+        "1" + "0" * 308 + "9",
+        "0.5e309",
+    ],
+)
+def test_a_number_beyond_a_double_is_invalid_json_not_null(number):
+    """Issue 15 #6: pydantic read the fractions and exponents as infinity, delivered as null
+    (and kept an integer past a double, which a JavaScript client reads as Infinity)."""
+    with pytest.raises(MessageRejected) as rejected:
+        validate('{"msg_type": "msg", "target": "echo", "payload": {"x": ' + number + "}}")
+    assert rejected.value.code == "invalid-json"
+
+
+@pytest.mark.parametrize(
+    "number", ["1" + "0" * 209 + "e98", "1" + "0" * 300, "0." + "0" * 400 + "1"]
+)
+def test_a_long_number_within_a_double_is_kept(number):
+    message = validate('{"msg_type": "msg", "target": "echo", "payload": {"x": ' + number + "}}")
+    assert message.payload is not None
+    assert message.payload["x"] == json.loads(number)

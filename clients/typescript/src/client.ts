@@ -196,7 +196,7 @@ export interface AetherClient {
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
-const VISION_ID = new RegExp(FIELD_PATTERNS["from_id"] ?? "^(?!\\d+$)[A-Za-z0-9_-]{1,64}$");
+const VISION_ID = new RegExp(FIELD_PATTERNS["from_id"] ?? "^(?!-?\\d+$)[A-Za-z0-9_-]{1,64}$");
 const STREAM_OF: Partial<Record<string, StreamName>> = {
   group: "group",
   direct: "client",

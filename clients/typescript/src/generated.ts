@@ -17,11 +17,11 @@ export interface WSMessageV3 {
   version?: "3";
   msg_type: MsgType;
   target: Target;
-  /** Schema: pattern `^(?!\d+$)[A-Za-z0-9_-]{1,64}$`. */
+  /** Schema: pattern `^(?!-?\d+$)[A-Za-z0-9_-]{1,64}$`. */
   from_id?: string | null;
-  /** Schema: pattern `^(?!\d+$)[A-Za-z0-9_-]{1,64}$`. */
+  /** Schema: pattern `^(?!-?\d+$)[A-Za-z0-9_-]{1,64}$`. */
   to_id?: string | null;
-  /** Schema: pattern `^(?!\d+$)[A-Za-z0-9_-]{1,64}$`. */
+  /** Schema: pattern `^(?!-?\d+$)[A-Za-z0-9_-]{1,64}$`. */
   group_id?: string | null;
   cmd?: string | null;
   msg?: string | null;
@@ -47,11 +47,11 @@ export interface BroadcastMessage {
   version: "3";
   msg_type: "msg" | "cmd";
   target: "broadcast";
-  /** Schema: pattern `^(?!\d+$)[A-Za-z0-9_-]{1,64}$`. */
+  /** Schema: pattern `^(?!-?\d+$)[A-Za-z0-9_-]{1,64}$`. */
   from_id?: string;
-  /** Schema: pattern `^(?!\d+$)[A-Za-z0-9_-]{1,64}$`. */
+  /** Schema: pattern `^(?!-?\d+$)[A-Za-z0-9_-]{1,64}$`. */
   to_id?: string;
-  /** Schema: pattern `^(?!\d+$)[A-Za-z0-9_-]{1,64}$`. */
+  /** Schema: pattern `^(?!-?\d+$)[A-Za-z0-9_-]{1,64}$`. */
   group_id?: string;
   cmd?: string;
   msg?: string;
@@ -78,11 +78,11 @@ export interface DirectMessage {
   version: "3";
   msg_type: "msg" | "cmd";
   target: "direct";
-  /** Schema: pattern `^(?!\d+$)[A-Za-z0-9_-]{1,64}$`. */
+  /** Schema: pattern `^(?!-?\d+$)[A-Za-z0-9_-]{1,64}$`. */
   from_id?: string;
-  /** Schema: pattern `^(?!\d+$)[A-Za-z0-9_-]{1,64}$`. */
+  /** Schema: pattern `^(?!-?\d+$)[A-Za-z0-9_-]{1,64}$`. */
   to_id: string;
-  /** Schema: pattern `^(?!\d+$)[A-Za-z0-9_-]{1,64}$`. */
+  /** Schema: pattern `^(?!-?\d+$)[A-Za-z0-9_-]{1,64}$`. */
   group_id?: string;
   cmd?: string;
   msg?: string;
@@ -109,11 +109,11 @@ export interface EchoMessage {
   version: "3";
   msg_type: "msg" | "cmd";
   target: "echo";
-  /** Schema: pattern `^(?!\d+$)[A-Za-z0-9_-]{1,64}$`. */
+  /** Schema: pattern `^(?!-?\d+$)[A-Za-z0-9_-]{1,64}$`. */
   from_id: string;
-  /** Schema: pattern `^(?!\d+$)[A-Za-z0-9_-]{1,64}$`. */
+  /** Schema: pattern `^(?!-?\d+$)[A-Za-z0-9_-]{1,64}$`. */
   to_id?: string;
-  /** Schema: pattern `^(?!\d+$)[A-Za-z0-9_-]{1,64}$`. */
+  /** Schema: pattern `^(?!-?\d+$)[A-Za-z0-9_-]{1,64}$`. */
   group_id: string;
   cmd?: string;
   msg?: string;
@@ -153,11 +153,11 @@ export interface GroupMessage {
   version: "3";
   msg_type: "msg" | "cmd";
   target: "group";
-  /** Schema: pattern `^(?!\d+$)[A-Za-z0-9_-]{1,64}$`. */
+  /** Schema: pattern `^(?!-?\d+$)[A-Za-z0-9_-]{1,64}$`. */
   from_id?: string;
-  /** Schema: pattern `^(?!\d+$)[A-Za-z0-9_-]{1,64}$`. */
+  /** Schema: pattern `^(?!-?\d+$)[A-Za-z0-9_-]{1,64}$`. */
   to_id?: string;
-  /** Schema: pattern `^(?!\d+$)[A-Za-z0-9_-]{1,64}$`. */
+  /** Schema: pattern `^(?!-?\d+$)[A-Za-z0-9_-]{1,64}$`. */
   group_id: string;
   cmd?: string;
   msg?: string;
@@ -184,9 +184,9 @@ export interface HeartbeatMessage {
   version: "3";
   msg_type: "heartbeat";
   target: "echo";
-  /** Schema: pattern `^(?!\d+$)[A-Za-z0-9_-]{1,64}$`. */
+  /** Schema: pattern `^(?!-?\d+$)[A-Za-z0-9_-]{1,64}$`. */
   from_id: string;
-  /** Schema: pattern `^(?!\d+$)[A-Za-z0-9_-]{1,64}$`. */
+  /** Schema: pattern `^(?!-?\d+$)[A-Za-z0-9_-]{1,64}$`. */
   group_id: string;
   /** Schema: format `date-time`. */
   sent_at: string;
@@ -200,7 +200,7 @@ export interface PresenceEventMessage {
   version: "3";
   msg_type: "presence";
   target: "group";
-  /** Schema: pattern `^(?!\d+$)[A-Za-z0-9_-]{1,64}$`. */
+  /** Schema: pattern `^(?!-?\d+$)[A-Za-z0-9_-]{1,64}$`. */
   group_id: string;
   payload: PresenceEventPayload;
   /** Schema: format `date-time`. */
@@ -223,7 +223,7 @@ export interface PresenceEventMessage {
  */
 export interface PresenceEventPayload {
   event: "join" | "leave";
-  /** Schema: pattern `^(?!\d+$)[A-Za-z0-9_-]{1,64}$`. */
+  /** Schema: pattern `^(?!-?\d+$)[A-Za-z0-9_-]{1,64}$`. */
   client_id: string;
 }
 
@@ -235,9 +235,9 @@ export interface PresenceListMessage {
   version: "3";
   msg_type: "presence";
   target: "echo";
-  /** Schema: pattern `^(?!\d+$)[A-Za-z0-9_-]{1,64}$`. */
+  /** Schema: pattern `^(?!-?\d+$)[A-Za-z0-9_-]{1,64}$`. */
   from_id: string;
-  /** Schema: pattern `^(?!\d+$)[A-Za-z0-9_-]{1,64}$`. */
+  /** Schema: pattern `^(?!-?\d+$)[A-Za-z0-9_-]{1,64}$`. */
   group_id: string;
   payload: PresenceListPayload;
   /** Schema: format `date-time`. */
@@ -300,7 +300,7 @@ export const REQUIRED_FIELDS: readonly (keyof WSMessageV3)[] = ["msg_type","targ
 
 /** The regular expression (as a string) each patterned field must match. */
 export const FIELD_PATTERNS: { readonly [field: string]: string } = {
-  "from_id": "^(?!\\d+$)[A-Za-z0-9_-]{1,64}$",
-  "to_id": "^(?!\\d+$)[A-Za-z0-9_-]{1,64}$",
-  "group_id": "^(?!\\d+$)[A-Za-z0-9_-]{1,64}$"
+  "from_id": "^(?!-?\\d+$)[A-Za-z0-9_-]{1,64}$",
+  "to_id": "^(?!-?\\d+$)[A-Za-z0-9_-]{1,64}$",
+  "group_id": "^(?!-?\\d+$)[A-Za-z0-9_-]{1,64}$"
 };
