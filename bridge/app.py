@@ -161,6 +161,7 @@ def create_app(
     app.add_exception_handler(ops_api.OpsForbidden, _forbidden)
     app.add_exception_handler(RequestValidationError, invalid_request)
     app.include_router(docs_api.router)
+    app.include_router(docs_api.assets)
     app.include_router(http_api.router)
     app.include_router(admin_api.router)
     app.include_router(ops_api.pages)

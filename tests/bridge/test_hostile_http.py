@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -183,6 +184,21 @@ async def test_the_api_docs_need_the_api_token_when_one_is_set(
 async def test_the_api_docs_stay_open_without_a_token(http: httpx.AsyncClient) -> None:
     for path in ("/openapi.json", "/docs", "/redoc"):
         assert (await http.get(path)).status_code == 200, path
+
+
+async def test_the_api_docs_load_their_assets_from_the_node_not_a_cdn(
+    http: httpx.AsyncClient,
+) -> None:
+    for page in ("/docs", "/redoc"):
+        html = (await http.get(page)).text
+        sources = re.findall(r'(?:src|href)="([^"]+)"', html)
+        assert sources, page
+        assert all(s.startswith("/docs-assets/") for s in sources), (page, sources)
+        for source in sources:
+            asset = await http.get(source)
+            assert asset.status_code == 200, source
+            assert len(asset.content) > 1000, source
+    assert (await http.get("/docs-assets/__init__.py")).status_code == 404
 
 
 @pytest.mark.parametrize("origin", ["*", "https://app.example.com/", "app.example.com", ""])
