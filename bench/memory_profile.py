@@ -60,9 +60,8 @@ async def main() -> None:
         print("top lines:")
         for stat in sorted(stats, key=lambda s: -s.size_diff)[:25]:
             frame = stat.traceback[0]
-            print(
-                f"{stat.size_diff / N:8,.0f} B  {stat.count_diff / N:6.2f}  {frame.filename.split('site-packages/')[-1]}:{frame.lineno}"
-            )
+            where = f"{frame.filename.split('site-packages/')[-1]}:{frame.lineno}"
+            print(f"{stat.size_diff / N:8,.0f} B  {stat.count_diff / N:6.2f}  {where}")
         print("objects per connection:")
         for name, count in (after - before).most_common(15):
             print(f"{count / N:6.2f}  {name}")
