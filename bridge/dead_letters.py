@@ -105,6 +105,12 @@ class DeadLetters:
             code, channel = "broker-unreadable", message.channel
             self._keep("broker", code, channel, reason, text, size=len(message.data))
 
+    def no_recipient(self, channel: str, text: str, origin: Connection | None) -> None:
+        group_id = origin.group_id if origin is not None else channel
+        if self._count(group_id, "no-recipient"):
+            detail = f"a direct message on {channel} reached no node: its client is not connected"
+            self._keep("broker", "no-recipient", group_id, detail, text, origin)
+
     def slow_consumer(self, conn: Connection, undelivered: str | None) -> None:
         if self._count(conn.group_id, "slow-consumer"):
             detail = "closed with 4008 (it did not read fast enough); the sample is the first "

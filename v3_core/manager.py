@@ -76,6 +76,7 @@ class ManagerStats:
     connections_opened: int = 0
     connections_rejected: int = 0
     client_limit_refusals: int = 0
+    no_recipient: int = 0  # direct messages that reached no node
     node_limit_refusals: int = 0
     messages_received: int = 0
     messages_rejected: int = 0
@@ -531,7 +532,7 @@ class ConnectionManager:
         self._publish_tick = tick = (self._publish_tick + 1) & SAMPLE_MASK
         started = _perf_counter() if not tick else 0.0
         try:
-            await self._broker.publish(channel, envelope.pack())
+            receivers = await self._broker.publish(channel, envelope.pack())
         except BackendUnavailable as exc:
             self.stats.publish_failures += 1
             raise MessageRejected(
@@ -540,6 +541,10 @@ class ConnectionManager:
         if started:
             self._observe_publish(_perf_counter() - started)
         self.stats.messages_published += 1
+        if not receivers and message.target == "direct":
+            self.stats.no_recipient += 1
+            if self.refusals is not None:
+                self.refusals.no_recipient(channel, envelope.text, origin)
 
     async def members(self, group_id: str) -> list[str]:
         """Clients online in ``group_id`` on any node. Raises BackendUnavailable."""

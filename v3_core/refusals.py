@@ -26,6 +26,11 @@ class RefusalSink(Protocol):
         """A broker message this node could not read: no local client was given it."""
         ...
 
+    def no_recipient(self, channel: str, text: str, origin: Connection | None) -> None:
+        """A direct message reached no node: its client was connected nowhere. History keeps
+        it for the client's next recovery, if it comes back within the TTL."""
+        ...
+
     def slow_consumer(self, conn: Connection, undelivered: str | None) -> None:
         """A connection closed with 4008; ``undelivered`` is the first message it lost."""
         ...

@@ -181,3 +181,28 @@ async def test_a_to_id_the_upstream_does_not_know_is_a_dead_letter(make_settings
         "7",
     )
     assert "unknown legacy client ID 999" in letter["detail"]
+
+
+async def test_a_direct_message_to_a_client_connected_nowhere_is_a_dead_letter(node):
+    async with await v3(node.ws, "grp_a", "dev_1") as ws:
+        await send_json(
+            ws, {"msg_type": "msg", "target": "direct", "to_id": "gone_1", "payload": {"n": 1}}
+        )
+        await send_json(ws, {"msg_type": "msg", "target": "echo", "payload": {"n": 2}})
+        assert (await recv_msg(ws))["payload"]["n"] == 2  # the direct one was handled first
+    async with (
+        await v3(node.ws, "grp_b", "here_1") as present,
+        await v3(node.ws, "grp_a", "dev_2") as ws,
+    ):
+        await send_json(
+            ws, {"msg_type": "msg", "target": "direct", "to_id": "here_1", "payload": {"n": 3}}
+        )
+        assert (await recv_msg(present))["payload"]["n"] == 3
+
+    async def recorded() -> bool:
+        return (await dead_letters(node))["counts"] == {"no-recipient": 1}
+
+    await eventually(recorded, 3.0)
+    (letter,) = (await dead_letters(node))["dead_letters"]
+    assert (letter["code"], letter["client_id"]) == ("no-recipient", "dev_1")
+    assert "gone_1" in letter["detail"] and '"n":1' in letter["sample"]

@@ -58,7 +58,11 @@ class Broker(Protocol):
 
     history: HistoryPolicy
 
-    async def publish(self, channel: str, data: bytes) -> None: ...
+    async def publish(self, channel: str, data: bytes) -> int:
+        """Send ``data`` to the channel's subscribers; how many there were (0: no node holds
+        the channel, so no client was given it). Raises BackendUnavailable."""
+        ...
+
     async def history_after(
         self, channel: str, since: Position
     ) -> tuple[StreamState, list[BrokerMessage]]:

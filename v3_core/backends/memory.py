@@ -63,11 +63,13 @@ class MemoryBroker:
     def ready(self) -> bool:
         return not self._closed
 
-    async def publish(self, channel: str, data: bytes) -> None:
+    async def publish(self, channel: str, data: bytes) -> int:
         position = self._append(channel, data) if self.history.enabled else None
         message = BrokerMessage(channel, data, position)
-        for broker in self._hub.subscribers.get(channel, ()):
+        subscribers = self._hub.subscribers.get(channel, ())
+        for broker in subscribers:
             broker._queue.put_nowait(message)
+        return len(subscribers)
 
     def _append(self, channel: str, data: bytes) -> Position:
         hub, policy = self._hub, self.history

@@ -224,7 +224,7 @@ class RedisBroker:
         self._subscriber: RedisWire | None = None
         self._recycle_reason: str | None = None
         self._confirmations: defaultdict[str, deque[asyncio.Future[None]]] = defaultdict(deque)
-        self._pending: list[tuple[str, bytes, asyncio.Future[None]]] = []
+        self._pending: list[tuple[str, bytes, asyncio.Future[int]]] = []
         self._wakeup = asyncio.Event()
         self._flusher = asyncio.create_task(self._flush_forever(), name="redis-publisher")
         self._connected = asyncio.Event()
@@ -241,13 +241,13 @@ class RedisBroker:
 
     # -- publishing ----------------------------------------------------------------------
 
-    async def publish(self, channel: str, data: bytes) -> None:
+    async def publish(self, channel: str, data: bytes) -> int:
         if self._closed:
             raise BackendUnavailable("broker closed")
-        future = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._pending.append((channel, data, future))
         self._wakeup.set()
-        await future
+        return await future
 
     async def _flush_forever(self) -> None:
         # One writer pipelines whatever publishes queued up meanwhile: one round trip per
@@ -258,7 +258,7 @@ class RedisBroker:
             batch, self._pending = self._pending, []
             try:
                 async with asyncio.timeout(self._timeout):
-                    await self._publish_batch(batch)
+                    receivers = await self._publish_batch(batch)
             except Exception as exc:  # the flusher must outlive any failure, or publish hangs
                 if not isinstance(exc, REDIS_ERRORS):
                     log.exception("unexpected error publishing to Redis")
@@ -266,12 +266,14 @@ class RedisBroker:
                 await self._drop_publisher()
                 _settle(batch, BackendUnavailable(f"Redis publish failed: {exc!r}"))
             else:
-                _settle(batch, None)
+                settle_publishes(batch, receivers)
 
-    async def _publish_batch(self, batch: list[tuple[str, bytes, asyncio.Future[None]]]) -> None:
+    async def _publish_batch(
+        self, batch: list[tuple[str, bytes, asyncio.Future[int]]]
+    ) -> list[Any]:
+        """Each message's receiver count (PUBLISH's reply, or the script's)."""
         if self._cluster and self.history.enabled:
-            await self._append_on_cluster(batch)
-            return
+            return await self._append_on_cluster(batch)
         wire = self._publisher
         if wire is None or wire.closed:
             # Closed by the server (a Redis restart, CLIENT KILL): reconnect before writing,
@@ -285,13 +287,14 @@ class RedisBroker:
                 await wire.load_script(str(self._append.script))
             self._publisher = wire
         wire.send(*(self._command(channel, data) for channel, data, _ in batch))
-        awaited = len(batch)
-        while awaited:
+        received: list[Any] = []
+        while len(received) < len(batch):
             replies = await wire.replies()
-            awaited -= len(replies)
             for reply in replies:
                 if isinstance(reply, Exception):
                     raise reply
+            received += replies
+        return received
 
     def _command(self, channel: str, data: bytes) -> tuple[str | bytes, ...]:
         if not self.history.enabled or channel == self._node_channel:
@@ -300,8 +303,8 @@ class RedisBroker:
         return ("EVALSHA", self._append.sha, "2", meta, entries, channel, data, *self._history_args)
 
     async def _append_on_cluster(
-        self, batch: list[tuple[str, bytes, asyncio.Future[None]]]
-    ) -> None:
+        self, batch: list[tuple[str, bytes, asyncio.Future[int]]]
+    ) -> list[Any]:
         """Each script call to its channel's shard, through redis-py's cluster client (it
         follows MOVED and failovers). Probes are classic PUBLISH: any node relays them."""
         calls = [
@@ -310,9 +313,11 @@ class RedisBroker:
             else self._append(list(history_keys(channel)), [channel, data, *self._history_args])
             for channel, data, _ in batch
         ]
-        for result in await asyncio.gather(*calls, return_exceptions=True):
+        results = await asyncio.gather(*calls, return_exceptions=True)
+        for result in results:
             if isinstance(result, BaseException):
                 raise result
+        return results
 
     async def _drop_publisher(self) -> None:
         wire, self._publisher = self._publisher, None
@@ -589,18 +594,21 @@ def _kind(reply: Any) -> bytes | None:
     return reply[0] if isinstance(reply, list) and reply else None
 
 
-def _settle(
-    batch: list[tuple[str, bytes, asyncio.Future[None]]], error: BaseException | None
-) -> None:
+def _settle(batch: list[tuple[str, bytes, asyncio.Future[int]]], error: BaseException) -> None:
     for *_, future in batch:
-        if future.done():
-            continue
-        if error is None:
-            future.set_result(None)
-        else:
+        if not future.done():
             future.set_exception(error)
 
 
-def _retrieve(future: asyncio.Future[None]) -> None:
+def settle_publishes(
+    batch: list[tuple[str, bytes, asyncio.Future[int]]], counts: list[Any]
+) -> None:
+    """Each publish gets how many subscribers its message reached."""
+    for (*_, future), count in zip(batch, counts, strict=True):
+        if not future.done():
+            future.set_result(count if isinstance(count, int) else 0)
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
     if not future.cancelled():
         future.exception()

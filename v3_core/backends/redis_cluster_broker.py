@@ -36,13 +36,14 @@ from .redis_broker import (
     cluster_client,
     history_keys,
     read_history,
+    settle_publishes,
 )
 from .redis_url import parse_cluster_url
 from .redis_wire import RedisWire
 
 log = logging.getLogger("aether.broker")
 
-_Publish = tuple[str, bytes, "asyncio.Future[None]"]
+_Publish = tuple[str, bytes, "asyncio.Future[int]"]
 
 # Replies that mean "not here, not now": the slot moved (MOVED), is moving (ASK), or its keys
 # are split mid-migration (TRYAGAIN). The call is retried through redis-py, which follows them.
@@ -131,13 +132,13 @@ class ClusterBroker:
 
     # -- publishing ----------------------------------------------------------------------
 
-    async def publish(self, channel: str, data: bytes) -> None:
+    async def publish(self, channel: str, data: bytes) -> int:
         if self._closed:
             raise BackendUnavailable("broker closed")
-        future = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._pending.append((channel, data, future))
         self._wakeup.set()
-        await future
+        return await future
 
     async def _flush_forever(self) -> None:
         # As on one Redis: one writer pipelines what queued up meanwhile, here on one
@@ -172,13 +173,13 @@ class ClusterBroker:
                 try:
                     if self.history.enabled:
                         keys = list(history_keys(channel))
-                        await self._append(keys, [channel, data, *self._history_args])
+                        count = await self._append(keys, [channel, data, *self._history_args])
                     else:
-                        await self._cluster.spublish(channel, data)
+                        count = await self._cluster.spublish(channel, data)
                 except REDIS_ERRORS as exc:
                     _settle([(channel, data, future)], BackendUnavailable(repr(exc)))
                 else:
-                    _settle([(channel, data, future)], None)
+                    settle_publishes([(channel, data, future)], [count])
 
     async def _publish_on(
         self, owner: tuple[str, str, int], items: list[_Publish]
@@ -214,7 +215,7 @@ class ClusterBroker:
             elif isinstance(reply, Exception):
                 _settle([item], BackendUnavailable(f"Redis Cluster publish failed: {reply!r}"))
             else:
-                _settle([item], None)
+                settle_publishes([item], [reply])
         return moved
 
     async def _drop_publishers(self) -> None:
@@ -503,16 +504,12 @@ class ClusterBroker:
         await self._cluster.aclose()
 
 
-def _settle(batch: list[_Publish], error: BaseException | None) -> None:
+def _settle(batch: list[_Publish], error: BaseException) -> None:
     for *_, future in batch:
-        if future.done():
-            continue
-        if error is None:
-            future.set_result(None)
-        else:
+        if not future.done():
             future.set_exception(error)
 
 
-def _retrieve(future: asyncio.Future[None]) -> None:
+def _retrieve(future: asyncio.Future[Any]) -> None:
     if not future.cancelled():
         future.exception()

@@ -100,3 +100,14 @@ async def test_ping_and_ready(pair, prefix):
     a, _, _, _ = pair
     await a.ping()
     assert a.ready
+
+
+async def test_publish_says_how_many_nodes_the_message_reached(pair, prefix):
+    """0 means no node holds the channel: a direct message to a client connected nowhere."""
+    a, b, _, on_b = pair
+    assert await a.publish(f"{prefix}nobody", b"lost") == 0
+    await b.subscribe(f"{prefix}ch1")
+    assert await a.publish(f"{prefix}ch1", b"one") == 1
+    await a.subscribe(f"{prefix}ch1")
+    assert await a.publish(f"{prefix}ch1", b"two") == 2
+    assert (await on_b.next()).data == b"one"

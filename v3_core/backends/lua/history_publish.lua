@@ -16,5 +16,5 @@ local offset = redis.call('HINCRBY', KEYS[1], 'last', 1)
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '0-' .. offset, 'm', ARGV[2])
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 redis.call('PEXPIRE', KEYS[2], ARGV[4])
-redis.call(ARGV[6], ARGV[1], '@' .. offset .. ' ' .. epoch .. '\n' .. ARGV[2])
-return offset
+-- What PUBLISH returns: how many subscribers got it (0: no node holds the channel).
+return redis.call(ARGV[6], ARGV[1], '@' .. offset .. ' ' .. epoch .. '\n' .. ARGV[2])
