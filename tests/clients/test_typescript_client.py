@@ -257,7 +257,10 @@ def test_browser_page_uses_the_built_package(
 
     with (
         _page_server() as server,
-        tempfile.TemporaryDirectory(prefix="aether-chromium-") as profile,
+        tempfile.TemporaryDirectory(
+            prefix="aether-chromium-",
+            ignore_cleanup_errors=True,  # its helpers may still write
+        ) as profile,
     ):
         server.kill_a = kill_a
         port = server.server_address[1]

@@ -95,7 +95,10 @@ class Page:
 async def browser_page(binary: str, url: str) -> AsyncIterator[Page]:
     """Headless Chromium showing ``url``; stopped on exit."""
     with (
-        tempfile.TemporaryDirectory(prefix="aether-ops-chromium-") as profile,
+        tempfile.TemporaryDirectory(
+            prefix="aether-ops-chromium-",
+            ignore_cleanup_errors=True,  # its helpers may still write
+        ) as profile,
         tempfile.TemporaryFile() as log,
     ):
         proc = subprocess.Popen(  # noqa: ASYNC220  (starting it does not block)
