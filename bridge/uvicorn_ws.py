@@ -23,11 +23,13 @@ import logging
 from typing import Any
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.protocol import Protocol
 
 from v3_core import CloseCode
 from v3_core.logthrottle import ThrottledLog
 
 from .http_guard import HttpGuard
+from .lean_asyncio import LeanEvent, LeanQueue
 from .sender import ABORT_AFTER
 
 PONG_STUCK_AFTER = 2.0  # seconds a pinging client's socket may stay full before it is cut
@@ -40,6 +42,12 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
     _paused_at: float | None = None  # loop time writing was paused at, None while writable
     _abort_timer: asyncio.TimerHandle | None = None  # cuts a close the peer does not drain
     heard_at = 0.0  # loop time of the last bytes from the client
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.queue = LeanQueue()  # type: ignore[assignment]  # the methods uvicorn calls
+        self.writable = LeanEvent()  # type: ignore[assignment]
+        self.writable.set()
 
     def data_received(self, data: bytes) -> None:
         self.heard_at = self.loop.time()
@@ -63,6 +71,21 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
             self.request = None  # type: ignore[assignment]
             self.response = None  # type: ignore[assignment]
             self.scope["headers"] = []  # bridge.sockets reads Origin before it accepts
+            self._drop_handshake_parser()
+
+    def _drop_handshake_parser(self) -> None:
+        """websockets' server parser keeps the handshake request as a local of its generator
+        for the connection's whole life (about 1.7 KiB). Waiting at a frame boundary, it is
+        replaced by the plain frame parser it had moved on to (websockets itself swaps parsers
+        the same way for a closing connection); mid-frame, it is left alone."""
+        conn, inner = self.conn, self.conn.parser
+        while (deeper := getattr(inner, "gi_yieldfrom", None)) is not None:
+            inner = deeper
+        if getattr(getattr(inner, "gi_code", None), "co_name", "") != "at_eof":
+            return
+        parser = Protocol.parse(conn)
+        next(parser)  # to its first wait for data, as websockets starts a parser
+        conn.parser = parser
 
     # -- pongs under backpressure ----------------------------------------------------------
 
