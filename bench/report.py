@@ -9,6 +9,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from importlib import metadata
 
+from bench import node_deps
 from bench.figures import (
     Medians,
     Pair,
@@ -33,7 +34,7 @@ from bench.scenarios import (
 from bench.targets import target_rows
 
 PACKAGES = ("websockets", "uvicorn", "fastapi", "redis", "python-socketio", "uvloop", "orjson")
-BASELINES = ("socketio", "v2global", "ws-ceiling")
+BASELINES = ("socketio-node-sharded", "socketio-node", "socketio", "v2global", "ws-ceiling")
 
 
 def _fmt(value: float, digits: int = 1, pct: bool = False) -> str:
@@ -70,6 +71,7 @@ def _header(command: str, elapsed: float, quick: bool, repeats: int) -> list[str
         f"- machine: {info['cpu']}, nproc {info['nproc']}, {info['memory']}, "
         f"kernel {info['kernel']}",
         f"- python {platform.python_version()}; {', '.join(versions)}",
+        *([f"- {node}"] if (node := node_deps.versions()) else []),
         "- load generator: separate worker processes (websockets sans-I/O client, uvloop); "
         "server CPU is the servers' own (schedstat of their threads), Redis and clients shown "
         "apart; 'cores' = CPU seconds per second of the measure window; 'other cores' = what "

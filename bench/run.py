@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 
-from bench import procs, revision
+from bench import node_deps, procs, revision
 from bench.measured import SessionResult
 from bench.profile import py_spy_hook
 from bench.report import render
@@ -100,6 +100,22 @@ def _project_code(args: argparse.Namespace, tmp: Path) -> str:
     return f"working tree at {revision.describe_working_tree()}"
 
 
+def drop_unavailable(wanted: set[str]) -> set[str]:
+    """``wanted`` without the Node.js systems if ``node`` or ``npm ci`` is not available.
+
+    Runs ``npm ci`` first when the packages are missing or older than the lockfile; the
+    reason for a skip is printed once, and the run goes on with the other systems.
+    """
+    node = sorted(name for name in wanted if SYSTEMS[name].node)
+    if not node:
+        return wanted
+    reason = node_deps.ensure()
+    if reason is None:
+        return wanted
+    print(f"[bench] skipping {', '.join(node)}: {reason}", file=sys.stderr)
+    return wanted - set(node)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     scenarios = catalogue(args.quick)
@@ -108,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(
             f"unknown system(s) {', '.join(sorted(unknown))}; known: {', '.join(SYSTEMS)}"
         )
+    wanted = drop_unavailable(wanted)
     plan = [
         (scenarios[name], SYSTEMS[system])
         for name in args.scenarios.split(",")

@@ -209,7 +209,14 @@ def interleaved_steps(
 
 
 # ``project-nohistory`` runs only when named (``--systems``), next to ``project``.
-MULTI_NODE = ("project", "project-nohistory", "socketio", "v2global")
+MULTI_NODE = (
+    "project",
+    "project-nohistory",
+    "socketio",
+    "socketio-node",
+    "socketio-node-sharded",
+    "v2global",
+)
 ALL_V3 = (*MULTI_NODE, "ws-ceiling")
 
 
@@ -282,7 +289,7 @@ def catalogue(quick: bool) -> dict[str, Scenario]:
                 Step("idle", "idle", 0.0, 5.0 * q),
                 Step("traffic", "rate", 1.0 * q, 8.0 * q, rate=2000.0),
             ),
-            ("project", "project-nohistory", "v2global"),
+            ("project", "project-nohistory", "v2global", "socketio-node", "socketio-node-sharded"),
         ),
         Scenario(
             "idle-small",

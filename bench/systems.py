@@ -9,6 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench import node_deps
+
 Argv = Callable[[int, str], list[str]]
 
 
@@ -55,12 +57,22 @@ def _project(port: int, redis_url: str) -> list[str]:
     ]
 
 
+def _node(adapter: str) -> Argv:
+    def argv(port: int, redis_url: str) -> list[str]:
+        node = node_deps.node_path() or "node"
+        server = str(node_deps.SERVER_JS)
+        return [node, server, "--port", str(port), "--redis-url", redis_url, "--adapter", adapter]
+
+    return argv
+
+
 @dataclass(frozen=True)
 class System:
     """``max_nodes`` is 1 for the single-process ceiling, which has no cluster at all.
 
     ``env`` is added to each node's environment (a variant of a system differs only there);
-    a system with ``default`` False runs only when ``--systems`` names it.
+    a system with ``default`` False runs only when ``--systems`` names it. A ``node`` system
+    runs on Node.js and is skipped when ``node`` (or its ``npm ci``) is not available.
     """
 
     name: str
@@ -71,6 +83,7 @@ class System:
     project: bool = False
     env: tuple[tuple[str, str], ...] = ()
     default: bool = True
+    node: bool = False
 
 
 SYSTEMS = {
@@ -93,6 +106,20 @@ SYSTEMS = {
             "python-socketio + AsyncRedisManager",
             "socketio",
             _module("bench.baselines.socketio_app", redis=True),
+        ),
+        System(
+            "socketio-node",
+            "Node.js socket.io + redis-adapter (classic)",
+            "socketio",
+            _node("classic"),
+            node=True,
+        ),
+        System(
+            "socketio-node-sharded",
+            "Node.js socket.io + redis-adapter (sharded)",
+            "socketio",
+            _node("sharded"),
+            node=True,
         ),
         System(
             "v2global",

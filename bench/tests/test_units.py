@@ -312,7 +312,14 @@ def test_the_history_off_variant_is_the_project_with_history_size_zero() -> None
     assert (off.dialect, off.project) == (on.dialect, on.project)
     # Only when named: a default run is unchanged.
     assert "project-nohistory" not in DEFAULT_SYSTEMS
-    assert parse_args([]).systems.split(",") == ["project", "socketio", "v2global", "ws-ceiling"]
+    assert parse_args([]).systems.split(",") == [
+        "project",
+        "socketio",
+        "socketio-node",
+        "socketio-node-sharded",
+        "v2global",
+        "ws-ceiling",
+    ]
     for scenario in catalogue(quick=False).values():
         if "project" in scenario.systems and scenario.name not in ("legacy", "history"):
             order = list(scenario.systems)
