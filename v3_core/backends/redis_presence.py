@@ -18,6 +18,7 @@ from redis.exceptions import NoScriptError
 from v3_core.errors import BackendUnavailable
 
 from .redis_broker import REDIS_ERRORS, redis_client
+from .redis_script_pipe import PipelinedScript
 from .redis_url import is_cluster
 
 _TOUCH_CHUNK = 100  # connections refreshed per script call, and about as many per pipeline
@@ -46,6 +47,12 @@ class RedisPresenceStore:
         self._remove = self._redis.register_script(_script("remove"))
         self._members = self._redis.register_script(_script("members"))
         self._expire = self._redis.register_script(_script("expire"))
+        # A heartbeat's touch, one connection at a time, skips redis-py (redis_script_pipe).
+        self._touch_one = (
+            PipelinedScript(url, _script("touch"), timeout=timeout, name="aether-presence")
+            if self._pipelined
+            else None
+        )
 
     def _group_key(self, group_id: str) -> str:
         return f"{self._prefix}p:{{{group_id}}}"
@@ -68,6 +75,13 @@ class RedisPresenceStore:
             raise BackendUnavailable(f"presence remove failed: {exc}") from exc
 
     async def touch(self, entries: list[tuple[str, str, str]]) -> None:
+        if len(entries) == 1 and self._touch_one is not None:
+            ((group_id, client_id, conn_id),) = entries
+            try:
+                await self._touch_one(*self._touch_call(group_id, [(client_id, conn_id)]))
+            except REDIS_ERRORS as exc:
+                raise BackendUnavailable(f"presence refresh failed: {exc}") from exc
+            return
         # One script per group, not per connection (Redis runs scripts one at a time and
         # every PUBLISH waits behind them), and about _TOUCH_CHUNK connections per pipeline:
         # building one holds our event loop, ~10 µs per connection.
@@ -145,6 +159,8 @@ class RedisPresenceStore:
         return gone
 
     async def aclose(self) -> None:
+        if self._touch_one is not None:
+            await self._touch_one.aclose()
         await self._redis.aclose()
 
 

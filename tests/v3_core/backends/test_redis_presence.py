@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -9,6 +11,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from v3_core.backends.redis_presence import RedisPresenceStore
+from v3_core.errors import BackendUnavailable
 
 ENTRIES = [(f"g{i % 20}", f"c{i}", f"conn{i}") for i in range(1000)]  # 20 groups of 50
 
@@ -96,3 +99,15 @@ async def test_a_sweep_takes_one_round_trip_per_fifty_groups(store, client, monk
     pipelines = _count_pipelines(store, monkeypatch)
     await store.sweep(groups)
     assert pipelines[0] == 3
+
+
+async def test_concurrent_lone_touches_share_the_pipe_and_survive_a_script_flush(store, client):
+    """Heartbeats' touches go through one hiredis wire; a Redis that forgot the script (as
+    after SCRIPT FLUSH) costs one failed batch, then the wire is opened and loaded again."""
+    await asyncio.gather(*(store.touch([entry]) for entry in ENTRIES[:50]))
+    assert len(await store.members("g3")) == 3  # c3, c23, c43
+    await client.script_flush()
+    with contextlib.suppress(BackendUnavailable):
+        await store.touch(ENTRIES[:1])
+    await store.touch(ENTRIES[:1])
+    assert "c0" in await store.members("g0")
