@@ -11,7 +11,6 @@ before a sample is kept, so nothing is ever stored or logged in full.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 import time
@@ -24,6 +23,7 @@ from v3_core.connection import Connection
 from v3_core.errors import BackendUnavailable, MessageRejected
 
 from .dead_letter_store import DeadLetter, DeadLetterStore
+from .periodic import every
 
 log = logging.getLogger("aether.dead_letters")
 
@@ -174,7 +174,10 @@ class DeadLetters:
         return await self.store.recent(limit), await self.store.counts()
 
     async def __aenter__(self) -> DeadLetters:
-        self._task = asyncio.create_task(self._flush_forever(), name="dead-letters")
+        self._task = asyncio.create_task(
+            every(self._interval, self._stop, self.flush, log, "dead letter flush"),
+            name="dead-letters",
+        )
         return self
 
     async def __aexit__(
@@ -188,16 +191,6 @@ class DeadLetters:
             await self._task
         await self.flush()
         await self.store.aclose()
-
-    async def _flush_forever(self) -> None:
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), self._interval)
-                return
-            try:
-                await self.flush()
-            except Exception:  # a bug here must not stop later flushes
-                log.exception("dead letter flush failed")
 
 
 def dead_letters_json(letters: list[DeadLetter], counts: dict[str, int]) -> dict[str, Any]:

@@ -7,7 +7,6 @@ step); nothing here runs per message.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -26,6 +25,7 @@ from .node_registry import (
     TrafficSeries,
     sum_traffic,
 )
+from .periodic import every
 from .v2_node import V2Control
 from .version import VERSION
 
@@ -106,7 +106,10 @@ class NodeHeartbeat:
 
     async def __aenter__(self) -> NodeHeartbeat:
         await self.beat()
-        self._task = asyncio.create_task(self._beat_forever(), name="node-heartbeat")
+        self._task = asyncio.create_task(
+            every(self.interval, self._stop, self.beat, log, "node heartbeat"),
+            name="node-heartbeat",
+        )
         return self
 
     async def __aexit__(
@@ -123,16 +126,6 @@ class NodeHeartbeat:
         except BackendUnavailable as exc:
             log.warning("could not leave the node registry: %s", exc)
         await self.store.aclose()
-
-    async def _beat_forever(self) -> None:
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), self.interval)
-                return
-            try:
-                await self.beat()
-            except Exception:  # a bug here must not stop later beats
-                log.exception("node heartbeat failed")
 
 
 def cluster_json(

@@ -12,13 +12,14 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import TracebackType
 
 from v3_core.connection import Connection
 from v3_core.errors import BackendUnavailable, CloseCode, ConnectionRejected
 
+from .periodic import every
 from .v2_policy import GLOBAL, Mode, V2Policy, closed_reason, deprecation_notice
 from .v2_store import V2Store
 from .v2_usage import ClientDelta, GroupUsage, UsageDelta, merge_into
@@ -63,9 +64,13 @@ class V2Control:
         await self.refresh()
         self._tasks = [
             asyncio.create_task(
-                self._every(self._refresh_interval, self.refresh), name="v2-policy"
+                every(self._refresh_interval, self._stop, self.refresh, log, "V2 policy refresh"),
+                name="v2-policy",
             ),
-            asyncio.create_task(self._every(self._flush_interval, self.flush), name="v2-usage"),
+            asyncio.create_task(
+                every(self._flush_interval, self._stop, self.flush, log, "V2 usage flush"),
+                name="v2-usage",
+            ),
         ]
         return self
 
@@ -185,13 +190,3 @@ class V2Control:
             conn.group_legacy, conn.client_legacy, messages, connects, self._clock()
         )
         merge_into(self._pending, {key: delta})
-
-    async def _every(self, interval: float, action: Callable[[], Awaitable[None]]) -> None:
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), interval)
-                return
-            try:
-                await action()
-            except Exception:  # a bug here must not stop the policy from refreshing
-                log.exception("V2 background task %s failed", action)

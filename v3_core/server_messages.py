@@ -65,55 +65,41 @@ EpochOrNone = Epoch | SkipJsonSchema[None]
 MsgOrCmd = Literal["msg", "cmd"]
 
 
-class GroupMessage(_Frame):
+class _StreamMessage(_Frame):
+    """What the three stream messages share; each names its target and the ID it requires."""
+
+    version: Literal["3"]
+    msg_type: MsgOrCmd
+    target: str
+    from_id: Id = None
+    to_id: Id = None
+    group_id: Id = None
+    cmd: Text = None
+    msg: Text = None
+    payload: Payload = None
+    sent_at: AwareDatetime
+    offset: OffsetOrNone = None
+    epoch: EpochOrNone = None
+
+
+class GroupMessage(_StreamMessage):
     """A message of the group stream, from a member (``from_id``) or the platform (none)."""
 
-    version: Literal["3"]
-    msg_type: MsgOrCmd
     target: Literal["group"]
-    from_id: Id = None
-    to_id: Id = None
     group_id: VisionIdField
-    cmd: Text = None
-    msg: Text = None
-    payload: Payload = None
-    sent_at: AwareDatetime
-    offset: OffsetOrNone = None
-    epoch: EpochOrNone = None
 
 
-class DirectMessage(_Frame):
+class DirectMessage(_StreamMessage):
     """A message of the recipient's client stream; ``group_id`` is the sender's group."""
 
-    version: Literal["3"]
-    msg_type: MsgOrCmd
     target: Literal["direct"]
-    from_id: Id = None
     to_id: VisionIdField
-    group_id: Id = None
-    cmd: Text = None
-    msg: Text = None
-    payload: Payload = None
-    sent_at: AwareDatetime
-    offset: OffsetOrNone = None
-    epoch: EpochOrNone = None
 
 
-class BroadcastMessage(_Frame):
+class BroadcastMessage(_StreamMessage):
     """A message of the broadcast stream, to every connection on the platform."""
 
-    version: Literal["3"]
-    msg_type: MsgOrCmd
     target: Literal["broadcast"]
-    from_id: Id = None
-    to_id: Id = None
-    group_id: Id = None
-    cmd: Text = None
-    msg: Text = None
-    payload: Payload = None
-    sent_at: AwareDatetime
-    offset: OffsetOrNone = None
-    epoch: EpochOrNone = None
 
 
 class EchoMessage(_Frame):

@@ -264,7 +264,7 @@ class RedisBroker:
                     log.exception("unexpected error publishing to Redis")
                 # Replies of this batch may still arrive: only a new connection is in step.
                 await self._drop_publisher()
-                _settle(batch, BackendUnavailable(f"Redis publish failed: {exc!r}"))
+                fail_publishes(batch, BackendUnavailable(f"Redis publish failed: {exc!r}"))
             else:
                 settle_publishes(batch, receivers)
 
@@ -331,7 +331,7 @@ class RedisBroker:
         Fire and forget: a failed probe shows up as a missing echo on the reader side.
         """
         future = asyncio.get_running_loop().create_future()
-        future.add_done_callback(_retrieve)
+        future.add_done_callback(consume_exception)
         self._pending.append((self._node_channel, data, future))
         self._wakeup.set()
 
@@ -358,7 +358,7 @@ class RedisBroker:
             if wire is None:  # dropped between the wake-up and now
                 continue
             future = loop.create_future()
-            future.add_done_callback(_retrieve)  # its waiter may have given up
+            future.add_done_callback(consume_exception)  # its waiter may have given up
             self._confirmations[channel].append(future)
             try:
                 wire.send(("SUBSCRIBE", channel))
@@ -555,7 +555,7 @@ class RedisBroker:
         self._flusher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._flusher
-        _settle(self._pending, BackendUnavailable("broker closed"))
+        fail_publishes(self._pending, BackendUnavailable("broker closed"))
         self._pending = []
         if self._subscriber is not None:
             await self._disconnect(self._subscriber)
@@ -594,7 +594,10 @@ def _kind(reply: Any) -> bytes | None:
     return reply[0] if isinstance(reply, list) and reply else None
 
 
-def _settle(batch: list[tuple[str, bytes, asyncio.Future[int]]], error: BaseException) -> None:
+def fail_publishes(
+    batch: list[tuple[str, bytes, asyncio.Future[int]]], error: BaseException
+) -> None:
+    """Each publish still waiting raises ``error`` (both brokers' publishers use it)."""
     for *_, future in batch:
         if not future.done():
             future.set_exception(error)
@@ -609,6 +612,7 @@ def settle_publishes(
             future.set_result(count if isinstance(count, int) else 0)
 
 
-def _retrieve(future: asyncio.Future[Any]) -> None:
+def consume_exception(future: asyncio.Future[Any]) -> None:
+    """For a future nobody awaits: its exception is read, so asyncio does not log it."""
     if not future.cancelled():
         future.exception()

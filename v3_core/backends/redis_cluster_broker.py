@@ -34,6 +34,8 @@ from .redis_broker import (
     _script,
     _text,
     cluster_client,
+    consume_exception,
+    fail_publishes,
     history_keys,
     read_history,
     settle_publishes,
@@ -157,7 +159,7 @@ class ClusterBroker:
                 # would take them for its own (a MOVED read as OK loses a message). Only new
                 # connections are in step.
                 await self._drop_publishers()
-                _settle(batch, BackendUnavailable(f"Redis Cluster publish failed: {exc!r}"))
+                fail_publishes(batch, BackendUnavailable(f"Redis Cluster publish failed: {exc!r}"))
 
     async def _publish_batch(self, batch: list[_Publish]) -> None:
         await self._start()
@@ -177,7 +179,7 @@ class ClusterBroker:
                     else:
                         count = await self._cluster.spublish(channel, data)
                 except REDIS_ERRORS as exc:
-                    _settle([(channel, data, future)], BackendUnavailable(repr(exc)))
+                    fail_publishes([(channel, data, future)], BackendUnavailable(repr(exc)))
                 else:
                     settle_publishes([(channel, data, future)], [count])
 
@@ -206,14 +208,16 @@ class ClusterBroker:
             if wire is not None:
                 with contextlib.suppress(Exception):
                     await wire.aclose()
-            _settle(items, BackendUnavailable(f"Redis Cluster publish failed: {exc!r}"))
+            fail_publishes(items, BackendUnavailable(f"Redis Cluster publish failed: {exc!r}"))
             return []
         moved = []
         for item, reply in zip(items, replies, strict=True):
             if isinstance(reply, Exception) and str(reply).startswith(_REDIRECTED):
                 moved.append(item)
             elif isinstance(reply, Exception):
-                _settle([item], BackendUnavailable(f"Redis Cluster publish failed: {reply!r}"))
+                fail_publishes(
+                    [item], BackendUnavailable(f"Redis Cluster publish failed: {reply!r}")
+                )
             else:
                 settle_publishes([item], [reply])
         return moved
@@ -266,7 +270,7 @@ class ClusterBroker:
                 if channel in shard.channels:
                     return
                 future = asyncio.get_running_loop().create_future()
-                future.add_done_callback(_retrieve)
+                future.add_done_callback(consume_exception)
                 shard.pending.append((channel, future))
                 shard.wire.send(("SSUBSCRIBE", channel))
                 await asyncio.shield(future)
@@ -489,7 +493,7 @@ class ClusterBroker:
         self._flusher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._flusher
-        _settle(self._pending, BackendUnavailable("broker closed"))
+        fail_publishes(self._pending, BackendUnavailable("broker closed"))
         for wire in self._publishers.values():
             with contextlib.suppress(Exception):
                 await wire.aclose()
@@ -502,14 +506,3 @@ class ClusterBroker:
         self._shards.clear()
         self._events.put_nowait(None)
         await self._cluster.aclose()
-
-
-def _settle(batch: list[_Publish], error: BaseException) -> None:
-    for *_, future in batch:
-        if not future.done():
-            future.set_exception(error)
-
-
-def _retrieve(future: asyncio.Future[Any]) -> None:
-    if not future.cancelled():
-        future.exception()
