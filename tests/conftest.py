@@ -32,6 +32,8 @@ from translators import MemoryIdStore
 from v3_core.backends import MemoryHub
 
 from .helpers import free_port
+from .support.clock import FakeClock
+from .support.redis_server import RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -45,56 +47,8 @@ def redis_url() -> Iterator[str]:
     binary = shutil.which("redis-server")
     if binary is None:
         pytest.exit("redis-server not found: apt-get install redis-server, or set REDIS_URL", 2)
-    with redis_process(binary) as url:
-        yield url
-
-
-@contextlib.contextmanager
-def redis_process(
-    binary: str = "redis-server",
-    port: int | None = None,
-    *,
-    extra: tuple[str, ...] = (),
-    cwd: Path | None = None,
-) -> Iterator[str]:
-    """A disposable redis-server on 127.0.0.1 (port 0 would mean "no TCP", so pick one)."""
-    port = port or free_port()
-    if cwd is not None:
-        cwd.mkdir(parents=True, exist_ok=True)  # a cluster node writes its nodes.conf here
-    proc = subprocess.Popen(
-        [
-            binary,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            *extra,
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        cwd=cwd,
-    )
-    url = f"redis://127.0.0.1:{port}"
-    try:
-        client = redis.Redis.from_url(url)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.exceptions.ConnectionError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise
-                time.sleep(0.02)
-        client.close()
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    with RedisServer(binary=binary) as server:
+        yield server.url
 
 
 @pytest.fixture(scope="session")
@@ -122,12 +76,12 @@ def redis_cluster(binary: str, masters: int = 3) -> Iterator[str]:
         buses = [free_port() for _ in range(masters)]
         urls = [
             stack.enter_context(
-                redis_process(
-                    binary,
+                RedisServer(
                     extra=("--cluster-enabled", "yes", "--cluster-port", str(bus)),
                     cwd=workdir / str(n),
+                    binary=binary,
                 )
-            )
+            ).url
             for n, bus in enumerate(buses)
         ]
         clients = [redis.Redis.from_url(url) for url in urls]
@@ -157,6 +111,12 @@ def _cluster_ok(client: redis.Redis) -> bool:
 def prefix() -> str:
     """A key and channel prefix unique to this test, so tests never see each other."""
     return f"t{uuid.uuid4().hex[:10]}:"
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """A clock the test moves by hand (``clock.now += seconds``), for ``clock=`` parameters."""
+    return FakeClock()
 
 
 @pytest.fixture(params=["memory", "redis"])

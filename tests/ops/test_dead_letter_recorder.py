@@ -11,7 +11,7 @@ from v3_core import MessageRejected, QueueLimits
 from v3_core.messages import parse_server_message
 
 from ..helpers import embedded_manager
-from ..v3_core.test_connection import RecordingSender
+from ..support.senders import RecordingSender
 
 
 class CountingStore(MemoryDeadLetterStore):
@@ -38,10 +38,10 @@ async def test_a_slow_consumers_lost_message_is_a_dead_letter():
                     body = f'{{"msg_type":"msg","target":"group","group_id":"grp_a","msg":"m{n}"}}'
                     await manager.publish(parse_server_message(body))
                 for _ in range(100):
-                    if sender.aborted:
+                    if sender.closed:
                         break
                     await asyncio.sleep(0.01)
-                assert sender.aborted == (4008, "slow consumer")
+                assert sender.closed == (4008, "slow consumer")
         letters, counts = await recorder.recent(10)
     assert counts == {"slow-consumer": 1}
     [letter] = letters

@@ -17,7 +17,8 @@ from v3_core.errors import MessageRejected
 from v3_core.manager import ConnectionManager
 from v3_core.routing import Channels, Envelope
 
-from .support import RecordingSender, make_connection
+from ..support.senders import RecordingSender
+from .support import make_connection
 
 BASE = "http://ids.test"
 LEGACY_CONN = {"group_legacy": "3", "client_legacy": "17"}

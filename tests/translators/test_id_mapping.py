@@ -22,6 +22,8 @@ from translators import (
 from v3_core.errors import BackendUnavailable, CloseCode, ConnectionRejected
 from v3_core.ids import VisionId, is_vision_id
 
+from ..support.clock import FakeClock
+
 BASE = "http://ids.test"
 UNAVAILABLE = "legacy ID lookup unavailable; retry with backoff"
 
@@ -59,14 +61,6 @@ class ReadOnlyStore(MemoryIdStore):
 
     async def put_if_absent(self, namespace: Namespace, legacy: str, vision_id: str) -> str:
         raise BackendUnavailable("read-only replica")
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
@@ -356,7 +350,7 @@ async def test_mapper_remembers_a_failure_briefly(
 ) -> None:
     """A reconnect storm against a failing upstream does not multiply its load."""
     route = api.get("/clients/42").respond(500)
-    clock = Clock()
+    clock = FakeClock()
     mapper = IdMapper(MemoryIdStore(), upstream=upstream, failure_ttl=2.0, clock=clock)
     for _ in range(3):
         with pytest.raises(ConnectionRejected):
@@ -370,7 +364,7 @@ async def test_mapper_asks_again_once_a_failure_is_forgotten(
     api.get("/clients/42").mock(
         side_effect=[httpx.Response(500), httpx.Response(200, json={"vision_id": "dev_x1"})]
     )
-    clock = Clock()
+    clock = FakeClock()
     mapper = IdMapper(MemoryIdStore(), upstream=upstream, failure_ttl=2.0, clock=clock)
     with pytest.raises(ConnectionRejected):
         await mapper.to_vision("client", "42")
@@ -479,15 +473,15 @@ async def test_legacy_of_unknown_is_none() -> None:
 
 async def test_legacy_of_remembers_an_absent_mapping_for_a_while() -> None:
     """A V3 client with no integer costs one store read per absent_ttl, not one per connect."""
-    now = [0.0]
-    mapper = IdMapper(MemoryIdStore(), absent_ttl=60, clock=lambda: now[0])
+    clock = FakeClock(0.0)
+    mapper = IdMapper(MemoryIdStore(), absent_ttl=60, clock=clock)
     assert await mapper.legacy_of("client", "dev_x1") is None
     await mapper.store.put_if_absent("client", "42", "dev_x1")  # another node maps it meanwhile
     mapper_store = mapper.store
     mapper.store = DownIdStore()
     assert await mapper.legacy_of("client", "dev_x1") is None  # served without the store
     mapper.store = mapper_store
-    now[0] = 61.0
+    clock.now = 61.0
     assert await mapper.legacy_of("client", "dev_x1") == "42"
 
 

@@ -7,37 +7,7 @@ import asyncio
 from v3_core.connection import Connection, Outgoing, QueueLimits, V3Dialect
 from v3_core.ids import ConnId
 
-
-class RecordingSender:
-    """A Sender whose socket can be made to push back, as a full kernel buffer does."""
-
-    def __init__(self) -> None:
-        self.writable = True
-        self.direct: list[str] = []
-        self.sent: list[str] = []
-        self.aborted: tuple[int, str] | None = None
-        self.release = asyncio.Event()
-        self.release.set()
-
-    def write_now(self, message: Outgoing) -> bool:
-        if not self.writable:
-            return False
-        self.direct.append(message.text)
-        return True
-
-    async def send_text(self, text: str) -> None:
-        await self.release.wait()
-        self.sent.append(text)
-
-    async def close(self, code: int, reason: str) -> None:
-        self.aborted = (code, reason)
-
-    def abort(self, code: int, reason: str) -> None:
-        self.aborted = (code, reason)
-
-    @property
-    def received(self) -> list[str]:
-        return self.direct + self.sent
+from ..support.senders import RecordingSender
 
 
 def connection(sender: RecordingSender, **limits) -> Connection:
@@ -55,12 +25,12 @@ async def test_messages_before_the_handshake_wait_then_go_first():
     sender = RecordingSender()
     conn = connection(sender)
     conn.enqueue("early")
-    assert sender.received == []
+    assert sender.sent == []
     conn.start_writer()
     conn.enqueue("late")
     await asyncio.sleep(0)
     await asyncio.sleep(0)
-    assert sender.sent + sender.direct == ["early", "late"]
+    assert sender.sent == ["early", "late"]
     await conn.aclose()
 
 
@@ -86,7 +56,7 @@ async def test_what_the_socket_does_not_take_at_start_is_left_to_the_writer_in_o
     conn.enqueue("second")  # behind the backlog, not straight to the socket
     for _ in range(5):
         await asyncio.sleep(0)
-    assert sender.received == ["first", "second"]
+    assert sender.sent == ["first", "second"]
     await conn.aclose()
 
 
@@ -114,7 +84,7 @@ async def test_backlog_keeps_order_when_the_socket_frees_up():
     sender.release.set()
     for _ in range(10):
         await asyncio.sleep(0)
-    assert sender.received == ["a", "b", "c", "d"]
+    assert sender.sent == ["a", "b", "c", "d"]
     conn.enqueue("e")
     assert sender.direct[-1] == "e"
 
@@ -127,7 +97,7 @@ async def test_overflowing_the_queue_closes_with_4008():
     sender.release.clear()
     for _ in range(20):
         conn.enqueue("x" * 100)
-    assert sender.aborted == (4008, "slow consumer")
+    assert sender.closed == (4008, "slow consumer")
     assert conn.closing
 
 

@@ -13,7 +13,7 @@ from v3_core.manager import ConnectionLimits
 from v3_core.messages import parse_server_message
 
 from ..helpers import embedded_manager, eventually
-from .test_connection import RecordingSender
+from ..support.senders import RecordingSender
 
 LIMIT = 3
 
@@ -106,4 +106,4 @@ async def test_a_refused_connection_sends_no_join_and_leaves_presence_unchanged(
 
 
 def frames(sender: RecordingSender) -> list[dict[str, Any]]:
-    return [json.loads(text) for text in sender.received]
+    return [json.loads(text) for text in sender.sent]
