@@ -13,7 +13,6 @@ from typing import Any
 
 import jwt
 import pytest
-import websockets
 
 from bridge.auth import (
     BEARER_SUBPROTOCOL,
@@ -26,7 +25,7 @@ from bridge.settings import Settings
 from v3_core import ConnectionRejected
 
 from ..conftest import RunningServer, serve_app
-from ..helpers import MS, connect, recv_msg, send_json
+from ..helpers import MS, close_of, connect, recv_msg, send_json
 
 SECRET = "test-secret-of-at-least-32-bytes-long!"
 AUDIENCE = "tenant-a"
@@ -99,12 +98,6 @@ async def server(make_settings: Callable[..., Settings]) -> AsyncIterator[Runnin
     settings = make_settings(auth_secret=SECRET, auth_audience=AUDIENCE)
     async with serve_app(settings) as running:
         yield running
-
-
-async def close_of(ws: websockets.ClientConnection) -> tuple[int | None, str | None]:
-    with pytest.raises(websockets.ConnectionClosed):
-        await ws.recv()
-    return ws.close_code, ws.close_reason
 
 
 async def test_no_token_and_a_bad_token_are_refused_with_4501(server: RunningServer) -> None:

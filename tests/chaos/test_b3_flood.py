@@ -14,12 +14,12 @@ import os
 import time
 from typing import Any
 
-import httpx
 import pytest
 
 from bridge.settings import Settings
 
 from ..conftest import NodeProcess
+from ..helpers import metrics
 from .conftest import LaunchNode
 from .rawws import OP_CLOSE, OP_TEXT, RawWebSocket
 from .traffic import Member, percentile, rss_kib
@@ -104,10 +104,8 @@ def flood_copies(member: Member) -> list[int]:
 
 
 async def counters(base: str) -> dict[str, float]:
-    async with httpx.AsyncClient(timeout=2.0) as http:
-        text = (await http.get(f"{base}/metrics")).text
-    pairs = (line.split() for line in text.splitlines() if line.startswith("aether_"))
-    return {name: float(value) for name, value in pairs if name.endswith("_total")}
+    found = await metrics(base)
+    return {name: value for name, value in found.items() if name.endswith("_total")}
 
 
 async def test_b3_flooder_is_limited_then_closed_and_nobody_else_waits(

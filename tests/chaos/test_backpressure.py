@@ -13,10 +13,10 @@ import time
 import httpx
 import pytest
 
-from ..helpers import eventually
+from ..helpers import eventually, parse_metrics, presence
 from .conftest import LaunchNode
 from .rawws import OP_CLOSE, OP_PING, RawWebSocket
-from .traffic import Member, percentile, presence, rss_kib
+from .traffic import Member, percentile, rss_kib
 
 pytestmark = pytest.mark.chaos
 
@@ -27,11 +27,7 @@ DURATION = 8.0  # seconds of traffic (matrix: 30 s)
 
 
 async def metric(http: httpx.AsyncClient, base: str, name: str) -> float:
-    text = (await http.get(f"{base}/metrics")).text
-    for line in text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    raise AssertionError(f"no metric {name}")
+    return parse_metrics((await http.get(f"{base}/metrics")).text)[name]
 
 
 async def publish_padded(member: Member, until: float) -> int:

@@ -17,10 +17,10 @@ import time
 import pytest
 import websockets
 
-from ..helpers import eventually
+from ..helpers import eventually, presence
 from .conftest import LaunchNode
 from .rawws import OP_PING, RawWebSocket
-from .traffic import Member, percentile, presence, rss_kib
+from .traffic import Member, percentile, rss_kib
 
 pytestmark = pytest.mark.chaos
 

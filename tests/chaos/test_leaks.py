@@ -13,8 +13,9 @@ import websockets
 from bridge.settings import Settings
 
 from ..conftest import serve_app
+from ..helpers import presence
 from .conftest import LaunchNode
-from .traffic import open_fds, presence, rss_kib
+from .traffic import open_fds, rss_kib
 
 pytestmark = pytest.mark.chaos
 

@@ -17,6 +17,7 @@ import websockets
 
 import aether_client
 
+from ..helpers import metrics, presence
 from .conftest import LaunchNode
 from .scenario import (
     GROUPS,
@@ -32,7 +33,7 @@ from .scenario import (
     run_publishers,
     time_to_subscriptions,
 )
-from .traffic import Member, ReadyWatch, metrics, percentile, presence
+from .traffic import Member, ReadyWatch, percentile
 
 pytestmark = pytest.mark.chaos
 
@@ -51,7 +52,7 @@ async def test_f1_redis_killed_and_back_in_2s(redis_server, launch: LaunchNode, 
         redis_server.kill()
         killed = time.monotonic()
         await asyncio.sleep(2)
-        await redis_server.start()
+        await redis_server.start_async()
         restarted = time.monotonic()
         resubscribed = await time_to_subscriptions(redis_server, channels, want=2)
         await traffic
@@ -113,7 +114,7 @@ async def test_f2_redis_down_10s(redis_server, launch: LaunchNode, prefix):
         )
         await library.start()
         await asyncio.sleep(max(0.0, killed + 6 - time.monotonic()))
-        await redis_server.start()
+        await redis_server.start_async()
         restarted = time.monotonic()
         resubscribed = await time_to_subscriptions(redis_server, channels, want=2)
         try:

@@ -259,23 +259,6 @@ def open_fds(pid: int) -> int:
     return len(list(Path(f"/proc/{pid}/fd").iterdir()))
 
 
-async def metrics(base: str) -> dict[str, float]:
-    """A node's /metrics as name (with labels) -> value."""
-    async with httpx.AsyncClient(timeout=2.0) as http:
-        text = (await http.get(f"{base}/metrics")).text
-    return {
-        name: float(value)
-        for name, value in (line.split()[:2] for line in text.splitlines() if line[:1] != "#")
-    }
-
-
-async def presence(base: str, group: str) -> list[str]:
-    async with httpx.AsyncClient(timeout=2.0) as http:
-        response = await http.get(f"{base}/v3/groups/{group}/presence")
-        clients: list[str] = response.json()["clients"]
-        return clients
-
-
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]

@@ -32,19 +32,10 @@ import pytest
 import websockets
 
 from ..chaos.conftest import TTL, LaunchNode
-from ..chaos.redis_server import RedisServer
-from ..chaos.traffic import (
-    OUTCOME_TIMEOUT,
-    Member,
-    Outcome,
-    ReadyWatch,
-    metrics,
-    open_fds,
-    presence,
-    rss_kib,
-)
+from ..chaos.traffic import OUTCOME_TIMEOUT, Member, Outcome, ReadyWatch, open_fds, rss_kib
 from ..conftest import NodeProcess
-from ..helpers import eventually
+from ..helpers import eventually, metrics, presence
+from ..support.redis_server import RedisServer
 
 DURATION = float(os.environ.get("AETHER_SOAK_SECONDS", "300"))
 
@@ -393,7 +384,7 @@ async def test_k3_mixed_chaos(redis_server: RedisServer, launch: LaunchNode, pre
         redis_server.kill()
         f1 = Fault("F1", time.monotonic())
         await asyncio.sleep(F1_DOWN)
-        await redis_server.start()
+        await redis_server.start_async()
         restarted = time.monotonic()
         await eventually(lambda: ready_again(watch, restarted), 15.0)
         healthy = watch.healthy_since(restarted)

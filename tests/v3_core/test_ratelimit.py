@@ -163,7 +163,9 @@ def test_ordinary_frames_skip_the_precheck():
 
 
 @contextlib.asynccontextmanager
-async def open_manager(limit: RateLimit | None, clock: FakeClock) -> AsyncIterator[ConnectionManager]:
+async def open_manager(
+    limit: RateLimit | None, clock: FakeClock
+) -> AsyncIterator[ConnectionManager]:
     async with open_backends(None, prefix="t:", node_channel="t:n:1", presence_ttl=30) as backends:
         async with ConnectionManager(
             backends,
