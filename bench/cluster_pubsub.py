@@ -483,7 +483,7 @@ class Meter:
             sample_from(
                 client.info("cpu"),
                 client.info("stats"),
-                client.execute_command("CLUSTER INFO"),  # type: ignore[no-untyped-call]
+                client.execute_command("CLUSTER INFO"),
                 procs.cpu_ns([pid]),
                 sent.get(pid, 0),
                 client.info("commandstats"),

@@ -125,7 +125,7 @@ async def test_a_refusal_by_subprotocol_completes_the_handshake_so_the_code_is_s
         ws = await connect(
             server.ws,
             path,
-            subprotocols=[BEARER_SUBPROTOCOL, token(ttl=ttl)],  # type: ignore[list-item]
+            subprotocols=[BEARER_SUBPROTOCOL, token(ttl=ttl)],
         )
         assert ws.subprotocol == BEARER_SUBPROTOCOL
         code, reason = await close_of(ws)
@@ -141,7 +141,7 @@ async def test_a_good_token_opens_the_socket_by_query_and_by_subprotocol(start_n
     bob = await connect(
         node.ws,
         "/v3/ws/group/g1/client/bob",
-        subprotocols=[BEARER_SUBPROTOCOL, by_subprotocol],  # type: ignore[list-item]
+        subprotocols=[BEARER_SUBPROTOCOL, by_subprotocol],
     )
     async with alice, bob:
         assert bob.subprotocol == BEARER_SUBPROTOCOL

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 import websockets
+from websockets.asyncio.client import ClientConnection
 
 import aether_client
 from aether_client import Item, MessageV3
@@ -41,7 +42,7 @@ class Positions:
 async def frames_until(ws, done: Callable[[dict[str, Any]], bool]) -> list[dict[str, Any]]:
     """Every frame up to the first for which ``done`` is true, and then until 300 ms pass
     with none (a replay may hold the marker too, when its history was read after it)."""
-    frames = []
+    frames: list[dict[str, Any]] = []
     while not frames or not done(frames[-1]):
         frames.append(await recv_json(ws))
     with contextlib.suppress(TimeoutError):
@@ -60,7 +61,7 @@ async def post(base: str, body: dict[str, Any]) -> None:
         assert response.status_code == 202, response.text
 
 
-async def warm_up(a, b, positions: Positions) -> None:
+async def warm_up(a, b, positions: Positions) -> ClientConnection:
     """alice (on A) learns a position in each of her three streams."""
     alice = await v3(a.ws, "g1", "alice")
     bob = await v3(b.ws, "g1", "bob")
@@ -128,9 +129,10 @@ async def test_a_client_back_with_its_positions_gets_exactly_what_it_missed_then
             assert (again.duplicates, again.off_schema, again.connections) == (0, 0, 1)
     assert [item for item in items if not isinstance(item, MessageV3)] == []  # no Resync
     messages = [item for item in items if isinstance(item, MessageV3)]
-    for stream, target in (("group", "group"), ("client", "direct"), ("broadcast", "broadcast")):
-        got = [m.offset for m in messages if m.target == target]
-        first = since[stream][1] + 1
+    targets = {"group": "group", "client": "direct", "broadcast": "broadcast"}
+    for stream, (_, last) in since.items():
+        got = [m.offset for m in messages if m.target == targets[stream]]
+        first = last + 1
         assert got == list(range(first, first + len(got))), (stream, got)
     assert [m.msg for m in messages if m.target == "direct"] == [f"d{n}" for n in range(5)]
     assert [m.msg for m in messages if m.target == "broadcast"] == [f"b{n}" for n in range(5)]

@@ -10,8 +10,9 @@ import asyncio
 import contextlib
 import resource
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -138,7 +139,7 @@ async def test_slow_clients_are_closed_at_their_deadlines(
         trickled_second_request: (5, HANDSHAKE),
     }
 
-    async def run(behave: Callable[[RawConnection], Awaitable[None]]) -> Answer:
+    async def run(behave: Callable[[RawConnection], Coroutine[Any, Any, None]]) -> Answer:
         async with raw_connection(node.port) as conn:
             closed = asyncio.create_task(conn.until_closed(3 * (BODY_DEADLINE + SLACK)))
             client = asyncio.create_task(behave(conn))

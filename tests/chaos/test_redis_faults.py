@@ -11,6 +11,8 @@ import asyncio
 import contextlib
 import json
 import time
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 import websockets
@@ -204,6 +206,10 @@ async def test_f3_redis_frozen(redis_server, launch: LaunchNode, prefix):
     await beater.aclose()
 
 
+def echo_of(text: str) -> Callable[[dict[str, Any]], bool]:
+    return lambda frame: frame.get("msg") == text
+
+
 async def echo_rtts_for(member: Member, duration: float) -> list[float]:
     """Round trips of echo messages (no Redis involved) sent every 20 ms for ``duration``."""
     rtts, end, n = [], time.monotonic() + duration, 0
@@ -211,7 +217,7 @@ async def echo_rtts_for(member: Member, duration: float) -> list[float]:
         n += 1
         start, sent = len(member.frames), time.monotonic()
         await member.ws.send(json.dumps({"msg_type": "msg", "target": "echo", "msg": f"e{n}"}))
-        found = await member.wait_frame(lambda f, n=n: f.get("msg") == f"e{n}", start, 2.0)
+        found = await member.wait_frame(echo_of(f"e{n}"), start, 2.0)
         assert found is not None, "echo lost"
         rtts.append(time.monotonic() - sent)
         await asyncio.sleep(0.02)

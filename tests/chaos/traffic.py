@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import websockets
@@ -100,6 +100,16 @@ class Outcome:
     answered: float
 
 
+class Sender(Protocol):
+    """What check_delivery reads of whoever published: a name and what became of each message."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def outcomes(self) -> list[Outcome]: ...
+
+
 @dataclass
 class Publisher:
     """Sends group messages one at a time and records what became of each."""
@@ -150,7 +160,7 @@ class Report:
 
 
 def check_delivery(
-    receivers: Iterable[Member], publishers: Iterable[Publisher], *, healthy_after: float
+    receivers: Iterable[Member], publishers: Iterable[Sender], *, healthy_after: float
 ) -> Report:
     """Every message not refused must reach every receiver, or sit in an announced gap.
 
@@ -170,7 +180,7 @@ def check_delivery(
 def _check_pair(
     report: Report,
     receiver: Member,
-    pub: Publisher,
+    pub: Sender,
     stamped: list[tuple[int, str, int]],
     resync_at: list[int],
     healthy_after: float,

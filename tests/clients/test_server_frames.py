@@ -106,7 +106,7 @@ def test_the_schema_tells_every_shape_apart() -> None:
     server never sends (null, a stray field, a client's own message) is no member at all."""
     sent_at = "2026-12-04T16:10:03.897709Z"
     payload = {"reason": "history-gap", "stream": "group"}
-    resync = {"version": "3", "msg_type": "cmd", "target": "echo", "cmd": "resync"}
+    resync: dict[str, Any] = {"version": "3", "msg_type": "cmd", "target": "echo", "cmd": "resync"}
     resync |= {"payload": payload, "sent_at": sent_at}
     echoed = {**resync, "from_id": "alice", "group_id": "team_a1"}
     assert member_of(resync) == "ResyncMessage"

@@ -19,7 +19,7 @@ class CountingStore(MemoryDeadLetterStore):
         super().__init__()
         self.calls = 0
 
-    async def record(self, letters, counts) -> None:  # type: ignore[no-untyped-def]
+    async def record(self, letters, counts) -> None:
         self.calls += 1
         await super().record(letters, counts)
 

@@ -112,7 +112,9 @@ async def test_unreadable_broker_message_is_a_dead_letter(make_settings, redis_u
         redis = aioredis.from_url(redis_url)
         try:
             # The group's channel, as the node subscribed it (42's Vision ID in the ID store).
-            vision = (await redis.get(f"{prefix}id:{{group}}:l:42")).decode()
+            stored = await redis.get(f"{prefix}id:{{group}}:l:42")
+            assert isinstance(stored, bytes)
+            vision = stored.decode()
             channel = Channels(prefix).group(vision)
             await redis.publish(channel, b"\xff\x00 not an envelope token=abc123")
         finally:

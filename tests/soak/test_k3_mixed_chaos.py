@@ -513,18 +513,18 @@ async def test_k3_mixed_chaos(redis_server: RedisServer, launch: LaunchNode, pre
     }
     warnings_in: dict[str, Counter[str]] = {}
     warnings_outside: dict[str, list[str]] = {}
-    for n, p in nodes.items():
-        lines = log_lines(p, log0[n])
+    for name, p in nodes.items():
+        lines = log_lines(p, log0[name])
         in_windows = [
             line
             for span in spans.values()
-            for line in log_lines(p, *span[n])
+            for line in log_lines(p, *span[name])
             if line.startswith("WARNING:")
         ]
-        warnings_in[n] = Counter(" ".join(line.split()[1:5]) for line in in_windows)
+        warnings_in[name] = Counter(" ".join(line.split()[1:5]) for line in in_windows)
         every = [line for line in lines if line.startswith("WARNING:")]
         remaining = Counter(every) - Counter(in_windows)
-        warnings_outside[n] = list(remaining.elements())
+        warnings_outside[name] = list(remaining.elements())
     figure(
         f"log lines: unhandled { {n: len(v) for n, v in unhandled.items()} }; warnings in the "
         f"fault windows { {n: dict(c) for n, c in warnings_in.items()} }; warnings outside "

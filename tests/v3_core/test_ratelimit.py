@@ -232,7 +232,7 @@ async def test_too_many_rejections_in_a_row_close_with_4529_after_the_reply(mana
             await manager.receive(alice, msg(f"m{i}"))
         with pytest.raises(ConnectionRejected) as ended:
             await manager.receive(alice, msg("m5"))
-    assert ended.value.close_code == CloseCode.RATE_LIMITED == 4529
+    assert ended.value.close_code == CloseCode.RATE_LIMITED.value == 4529
     assert ended.value.reason == (
         "rate limit exceeded: 3 messages over the limit in a row; reconnect after a pause"
     )

@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from v3_core.backends.base import BrokerEvent, BrokerMessage, Discontinuity
-from v3_core.backends.redis_broker import RECONNECTED, RedisBroker
+from v3_core.backends.base import RECONNECTED, BrokerEvent, BrokerMessage, Discontinuity
+from v3_core.backends.redis_broker import RedisBroker
 from v3_core.backends.redis_wire import RedisWire
 from v3_core.errors import BackendUnavailable
 
@@ -92,7 +92,8 @@ async def test_a_subscribe_cut_off_by_a_drop_waits_for_the_new_connection(
     this one too, so the client is admitted instead of refused with 1013 (K3 saw it)."""
     broker = RedisBroker(redis_url, node_channel=f"{prefix}n:a", probe_interval=60.0)
     channel = f"{prefix}g:cut"
-    send, swallowed = RedisWire.send, []
+    send = RedisWire.send
+    swallowed: list[tuple[tuple[str | bytes, ...], ...]] = []
 
     def drop_first_subscribe(self: RedisWire, *commands: tuple[str | bytes, ...]) -> None:
         if commands == (("SUBSCRIBE", channel),) and not swallowed:
