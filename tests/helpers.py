@@ -43,10 +43,16 @@ def embedded_manager(**options: Any) -> ConnectionManager:
     )
 
 
-async def eventually(
-    check: Callable[[], Awaitable[bool]] | Callable[[], bool], timeout: float = 5000 * MS
+async def wait_until(
+    check: Callable[[], Awaitable[bool]] | Callable[[], bool],
+    timeout: float = 5000 * MS,
+    *,
+    interval: float = 1 * MS,
 ) -> None:
-    """Poll ``check`` until it is true; fail with a clear message at the deadline."""
+    """Poll ``check`` until it is true; fail with a clear message at the deadline.
+
+    Waits on the condition itself, never a count of event-loop turns or a settle time.
+    """
     deadline = time.monotonic() + timeout
     while True:
         result = check()
@@ -56,7 +62,14 @@ async def eventually(
             return
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout:.1f}s")
-        await asyncio.sleep(20 * MS)
+        await asyncio.sleep(interval)
+
+
+async def eventually(
+    check: Callable[[], Awaitable[bool]] | Callable[[], bool], timeout: float = 5000 * MS
+) -> None:
+    """``wait_until`` at a pace for checks that ask a server (HTTP, Redis) each time."""
+    await wait_until(check, timeout, interval=20 * MS)
 
 
 async def connect(base: str, path: str, **kwargs: Any) -> ClientConnection:

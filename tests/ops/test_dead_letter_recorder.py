@@ -3,14 +3,12 @@ flood is counted in full but sampled within bounds (no store call per refusal)."
 
 from __future__ import annotations
 
-import asyncio
-
 from bridge.dead_letter_store import MemoryDeadLetterStore
 from bridge.dead_letters import PER_FLUSH, DeadLetters
 from v3_core import MessageRejected, QueueLimits
 from v3_core.messages import parse_server_message
 
-from ..helpers import embedded_manager
+from ..helpers import embedded_manager, wait_until
 from ..support.senders import RecordingSender
 
 
@@ -37,10 +35,7 @@ async def test_a_slow_consumers_lost_message_is_a_dead_letter():
                 for n in range(20):
                     body = f'{{"msg_type":"msg","target":"group","group_id":"grp_a","msg":"m{n}"}}'
                     await manager.publish(parse_server_message(body))
-                for _ in range(100):
-                    if sender.closed:
-                        break
-                    await asyncio.sleep(0.01)
+                await wait_until(lambda: sender.closed is not None)
                 assert sender.closed == (4008, "slow consumer")
         letters, counts = await recorder.recent(10)
     assert counts == {"slow-consumer": 1}

@@ -22,6 +22,7 @@ from translators import (
 from v3_core.errors import BackendUnavailable, CloseCode, ConnectionRejected
 from v3_core.ids import VisionId, is_vision_id
 
+from ..helpers import wait_until
 from ..support.clock import FakeClock
 
 BASE = "http://ids.test"
@@ -327,7 +328,7 @@ async def test_mapper_concurrent_lookups_share_one_upstream_call(
     api.get("/clients/42").mock(side_effect=gated)
     mapper = IdMapper(MemoryIdStore(), upstream=upstream)
     lookups = [asyncio.create_task(mapper.to_vision("client", "42")) for _ in range(50)]
-    await asyncio.sleep(0.05)
+    await wait_until(lambda: bool(calls))  # the upstream is asked, and holds its answer
     release.set()
     assert set(await asyncio.gather(*lookups)) == {"dev_x1"}
     assert calls == ["/clients/42"]
@@ -375,9 +376,10 @@ async def test_mapper_asks_again_once_a_failure_is_forgotten(
 async def test_mapper_a_waiter_giving_up_does_not_cancel_the_lookup(
     api: respx.MockRouter, upstream: UpstreamIdLookup
 ) -> None:
-    release = asyncio.Event()
+    asked, release = asyncio.Event(), asyncio.Event()
 
     async def gated(request: httpx.Request) -> httpx.Response:
+        asked.set()
         await release.wait()
         return httpx.Response(200, json={"vision_id": "dev_x1"})
 
@@ -385,7 +387,7 @@ async def test_mapper_a_waiter_giving_up_does_not_cancel_the_lookup(
     mapper = IdMapper(MemoryIdStore(), upstream=upstream)
     impatient = asyncio.create_task(mapper.to_vision("client", "42"))
     patient = asyncio.create_task(mapper.to_vision("client", "42"))
-    await asyncio.sleep(0.02)
+    await asked.wait()
     impatient.cancel()
     release.set()
     assert await patient == "dev_x1"
@@ -454,14 +456,17 @@ async def test_legacy_of_is_served_from_the_cache() -> None:
 async def test_mapper_aclose_cancels_lookups_in_flight(
     api: respx.MockRouter, upstream: UpstreamIdLookup
 ) -> None:
+    asked = asyncio.Event()
+
     async def never(request: httpx.Request) -> httpx.Response:
+        asked.set()
         await asyncio.Event().wait()
         raise AssertionError("unreachable")
 
     api.get("/clients/42").mock(side_effect=never)
     mapper = IdMapper(MemoryIdStore(), upstream=upstream)
     waiting = asyncio.create_task(mapper.to_vision("client", "42"))
-    await asyncio.sleep(0.02)
+    await asked.wait()
     await mapper.aclose()
     with pytest.raises(asyncio.CancelledError):
         await waiting

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from v3_core.connection import Connection, Outgoing, QueueLimits, V3Dialect
 from v3_core.ids import ConnId
 
+from ..helpers import wait_until
 from ..support.senders import RecordingSender
 
 
@@ -28,8 +27,7 @@ async def test_messages_before_the_handshake_wait_then_go_first():
     assert sender.sent == []
     conn.start_writer()
     conn.enqueue("late")
-    await asyncio.sleep(0)
-    await asyncio.sleep(0)
+    await wait_until(lambda: len(sender.sent) == 2)
     assert sender.sent == ["early", "late"]
     await conn.aclose()
 
@@ -54,8 +52,7 @@ async def test_what_the_socket_does_not_take_at_start_is_left_to_the_writer_in_o
     assert conn._writer is not None
     sender.writable = True
     conn.enqueue("second")  # behind the backlog, not straight to the socket
-    for _ in range(5):
-        await asyncio.sleep(0)
+    await wait_until(lambda: len(sender.sent) == 2)
     assert sender.sent == ["first", "second"]
     await conn.aclose()
 
@@ -82,8 +79,7 @@ async def test_backlog_keeps_order_when_the_socket_frees_up():
     sender.writable = True
     conn.enqueue("d")  # must not overtake b and c, although the socket is writable again
     sender.release.set()
-    for _ in range(10):
-        await asyncio.sleep(0)
+    await wait_until(lambda: len(sender.sent) == 4)
     assert sender.sent == ["a", "b", "c", "d"]
     conn.enqueue("e")
     assert sender.direct[-1] == "e"

@@ -10,7 +10,7 @@ import pytest
 from v3_core import ConnectionManager
 from v3_core.connection import Connection, QueueLimits
 
-from ..helpers import embedded_manager
+from ..helpers import embedded_manager, wait_until
 from ..support.senders import RecordingSender
 
 SEND_TIMEOUT = 0.4
@@ -28,9 +28,7 @@ def block(sender: RecordingSender, conn: Connection) -> None:
 
 
 async def wait_aborted(sender: RecordingSender, within: float) -> None:
-    async with asyncio.timeout(within):
-        while sender.closed is None:  # noqa: ASYNC110 (a recording fake, nothing to await)
-            await asyncio.sleep(0.01)
+    await wait_until(lambda: sender.closed is not None, within)
 
 
 async def test_each_stuck_send_is_closed_once_it_has_lasted_the_timeout():
