@@ -55,6 +55,12 @@ def marker(frame: dict[str, Any]) -> bool:
     return frame.get("msg") == "marker"
 
 
+async def left(ws: ClientConnection) -> None:
+    """Read ``ws`` up to a presence leave: a node stores a legacy socket's positions first."""
+    while ((await recv_json(ws)).get("payload") or {}).get("event") != "leave":
+        pass
+
+
 async def post(base: str, body: dict[str, Any]) -> None:
     async with httpx.AsyncClient() as http:
         response = await http.post(f"{base}/v3/messages", json=body)
@@ -160,11 +166,11 @@ async def test_no_gap_and_no_duplicate_while_traffic_flows_during_the_replay(two
     async with bob:
         stop = asyncio.Event()
         talker = asyncio.create_task(talk(stop))
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(0.2)  # traffic alice misses while away: the point of the test
         since = positions.last["group"][1]
         alice = await connect(b.ws, f"/v3/ws/group/g1/client/alice?recover={positions.query()}")
         async with alice:
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(0.2)  # traffic goes on while her replay is read and sent
             stop.set()
             await talker
             await send_json(bob, {"msg_type": "msg", "target": "group", "msg": "marker"})
@@ -257,7 +263,7 @@ async def test_a_legacy_client_gets_what_it_missed_in_v2_shape_with_no_change(tw
         await send_json(bob, {"msg_type": "msg", "target": "group", "msg": "seen"})
         async with old:
             await frames_until(old, lambda f: f.get("msg") == "seen")
-        await asyncio.sleep(0.2)  # its node stores where it stopped as the socket ends
+        await left(bob)  # its node has stored where it stopped
         for n in range(3):
             await send_json(bob, {"msg_type": "cmd", "target": "group", "cmd": f"C{n}"})
         again = await connect(b.ws, "/ws/group/g7/client/31")
@@ -280,13 +286,13 @@ async def test_a_legacy_connect_that_ends_silent_at_once_gives_its_replay_to_the
         async with first:
             await send_json(bob, {"msg_type": "msg", "target": "group", "msg": "seen"})
             await frames_until(first, lambda f: f.get("msg") == "seen")
-        await asyncio.sleep(0.2)
+        await left(bob)
         for n in range(3):
             await send_json(bob, {"msg_type": "cmd", "target": "group", "cmd": f"C{n}"})
         await frames_until(bob, lambda f: f.get("cmd") == "C2")
         ghost = await connect(b.ws, "/ws/group/g8/client/41")
         await ghost.close()  # took the stored positions, read nothing, said nothing
-        await asyncio.sleep(0.2)
+        await left(bob)
         again = await connect(a.ws, "/ws/group/g8/client/41")
         async with again:
             await send_json(bob, {"msg_type": "msg", "target": "group", "msg": "marker"})

@@ -127,7 +127,7 @@ async def flood_and_check(node: NodeProcess, others: list[Member]) -> None:
     blob = masked_frames(texts)
     stop = asyncio.Event()
     echoing = [asyncio.create_task(echo_every(m, ECHO_EVERY, stop)) for m in others]
-    await asyncio.sleep(0.5)
+    await asyncio.sleep(0.5)  # the echoes under way before the memory baseline
     rss_before = rss_kib(node.pid)
 
     start = time.monotonic()

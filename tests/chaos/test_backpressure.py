@@ -60,14 +60,14 @@ async def test_b1_slow_consumer_is_cut_and_nobody_waits(redis_url, launch: Launc
     node = launch(redis_url, "nodeA")
     readers = [await Member.open(node.ws, "g1", f"fast{i:02d}") for i in range(FAST)]
     slow = await RawWebSocket.connect(node.port, "/v3/ws/group/g1/client/slow", rcvbuf=16384)
-    await asyncio.sleep(0.5)
+    await asyncio.sleep(0.5)  # the joins settle before the memory baseline
     rss_before = rss_kib(node.pid)
     start = time.monotonic()
     publishing = asyncio.create_task(publish_padded(readers[0], start + DURATION))
     cut = await wait_metric(node.http, "aether_slow_consumers_total", 1.0, DURATION)
     code, _ = await read_to_close(slow)  # read at once: the close frame is behind the backlog
     sent = await publishing
-    await asyncio.sleep(0.5)
+    await asyncio.sleep(0.5)  # frames in flight land before memory and latencies are read
     rss_growth = (rss_kib(node.pid) - rss_before) / 1024
     latencies = [
         at - f["payload"]["t"] for r in readers for at, f in r.frames if f.get("msg_type") == "msg"

@@ -195,7 +195,7 @@ async def test_past_the_cap_the_oldest_pending_socket_is_closed(
     resource.prlimit(node.pid, resource.RLIMIT_NOFILE, (fds_before + 64, hard))
     async with contextlib.AsyncExitStack() as stack:
         conns = [await stack.enter_async_context(raw_connection(node.port)) for _ in range(200)]
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(0.5)  # the node has taken (or refused) them all: then count its fds
         fds = fd_count(node.pid)
         answers = await asyncio.gather(*(conn.until_closed(1.0) for conn in conns))
         open_ = [i for i, answer in enumerate(answers) if not answer.closed]

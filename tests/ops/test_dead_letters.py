@@ -3,7 +3,6 @@ as cut samples, counted per code in /metrics, and listed by GET /v2/dead-letters
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -152,7 +151,6 @@ async def test_samples_of_one_node_are_seen_on_the_other(make_settings, backend_
             return [d["node"] for d in (await dead_letters(b))["dead_letters"]] == ["nodeA"]
 
         await eventually(seen_on_b, timeout=3000 * MS)
-    await asyncio.sleep(0)
 
 
 async def test_a_to_id_the_upstream_does_not_know_is_a_dead_letter(make_settings):
