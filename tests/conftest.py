@@ -18,7 +18,6 @@ from typing import Any
 
 import httpx
 import pytest
-import redis
 import uvicorn
 
 from bridge.app import create_app
@@ -33,6 +32,7 @@ from v3_core.backends import MemoryHub
 
 from .helpers import free_port
 from .support.clock import FakeClock
+from .support.redis_cluster import redis_cluster
 from .support.redis_server import RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,51 +60,11 @@ def redis_cluster_url() -> Iterator[str]:
     binary = shutil.which("redis-server")
     if binary is None:
         pytest.exit("redis-server not found: apt-get install redis-server", 2)
-    with redis_cluster(binary) as url:
-        yield url
-
-
-SLOTS = 16384
-
-
-@contextlib.contextmanager
-def redis_cluster(binary: str, masters: int = 3) -> Iterator[str]:
-    """Masters with the slots split between them, met by CLUSTER MEET: no redis-cli needed."""
-    with contextlib.ExitStack() as stack:
-        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="aether-cluster-")))
-        # The bus port defaults to port + 10000, past 65535 for a high free port: set it.
-        buses = [free_port() for _ in range(masters)]
-        urls = [
-            stack.enter_context(
-                RedisServer(
-                    extra=("--cluster-enabled", "yes", "--cluster-port", str(bus)),
-                    cwd=workdir / str(n),
-                    binary=binary,
-                )
-            ).url
-            for n, bus in enumerate(buses)
-        ]
-        clients = [redis.Redis.from_url(url) for url in urls]
-        for n, client in enumerate(clients):
-            first, last = n * SLOTS // masters, (n + 1) * SLOTS // masters
-            client.execute_command("CLUSTER ADDSLOTS", *range(first, last))
-        for url, bus in zip(urls[1:], buses[1:], strict=True):
-            host, port = url.removeprefix("redis://").split(":")
-            clients[0].execute_command("CLUSTER MEET", host, port, bus)
-        deadline = time.monotonic() + 20
-        while not all(_cluster_ok(client) for client in clients):
-            if time.monotonic() > deadline:
-                raise TimeoutError("the test Redis Cluster did not reach cluster_state:ok")
-            time.sleep(0.05)
-        for client in clients:
-            client.close()
-        yield "redis+cluster://" + ",".join(url.removeprefix("redis://") for url in urls)
-
-
-def _cluster_ok(client: redis.Redis) -> bool:
-    info = client.execute_command("CLUSTER INFO")  # parsed into a dict by redis-py
-    state = info.get("cluster_state") if isinstance(info, dict) else None
-    return state in ("ok", b"ok")
+    with (
+        tempfile.TemporaryDirectory(prefix="aether-cluster-") as workdir,
+        redis_cluster(Path(workdir), binary=binary) as cluster,
+    ):
+        yield cluster.url
 
 
 @pytest.fixture

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import redis
 
-from ..conftest import SLOTS
 from ..helpers import free_port
+from ..support.redis_cluster import SLOTS
 from ..support.redis_server import RedisServer
 
 NODE_TIMEOUT_MS = 1000  # a replica takes over about two timeouts after its master dies
