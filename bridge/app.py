@@ -18,7 +18,7 @@ from v3_core.manager import ConnectionLimits
 from v3_core.ratelimit import RateLimit
 from v3_core.streams import HistoryPolicy
 
-from . import admin_api, docs_api, http_api, log_redaction, ops_api, sockets, worker_metrics
+from . import docs_api, http_api, log_redaction, ops_api, sockets, worker_metrics
 from .api_token import ApiUnauthorized
 from .auth import TokenPolicy
 from .dead_letter_store import DeadLetterStore, open_dead_letter_store
@@ -28,8 +28,9 @@ from .node_registry import NodeStore, open_node_store
 from .ops_state import NodeHeartbeat
 from .problems import install_openapi, invalid_request
 from .settings import Settings
-from .v2_node import V2Control
-from .v2_store import V2Store, open_v2_store
+from .v2 import http as v2_http
+from .v2.control import V2Control
+from .v2.store import V2Store, open_v2_store
 
 log = logging.getLogger("aether.bridge")
 
@@ -163,7 +164,7 @@ def create_app(
     app.include_router(docs_api.router)
     app.include_router(docs_api.assets)
     app.include_router(http_api.router)
-    app.include_router(admin_api.router)
+    app.include_router(v2_http.router)
     app.include_router(ops_api.pages)
     app.include_router(ops_api.router)
     install_openapi(app)

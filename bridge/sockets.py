@@ -125,7 +125,7 @@ async def handle_socket(
             options["recover"] = recover_positions(scope)
         else:
             options = await legacy_options(state, group_id, client_id)
-            # V2 phase-out (bridge/v2_node.py): refuse, or greet with a deprecation notice.
+            # V2 phase-out (bridge/v2/control.py): refuse, or greet with a deprecation notice.
             greeting = state.v2_control.admit(options["group_id"], options["client_id"])
             options["greeting"] = greeting
             options["track"] = functools.partial(

@@ -10,6 +10,9 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from bridge.api_token import require_api_token
+from bridge.dead_letters import DeadLetters, dead_letters_json
+from bridge.problems import problem_responses
 from translators import IdMapper
 from v3_core import (
     BackendUnavailable,
@@ -19,12 +22,9 @@ from v3_core import (
     is_vision_id,
 )
 
-from .api_token import require_api_token
-from .dead_letters import DeadLetters, dead_letters_json
-from .problems import problem_responses
-from .v2_node import V2Control
-from .v2_policy import Mode
-from .v2_usage import usage_json
+from .control import V2Control
+from .policy import Mode
+from .usage import usage_json
 
 router = APIRouter(
     prefix="/v2",
