@@ -6,8 +6,8 @@ from typing import cast
 
 import pytest
 
-from bridge.v2_node import V2Control
-from bridge.v2_store import MemoryV2Store
+from bridge.v2.control import V2Control
+from bridge.v2.store import MemoryV2Store
 from v3_core import BackendUnavailable, ConnectionRejected
 from v3_core.connection import Connection
 
