@@ -86,6 +86,7 @@ class Scenario:
     settle_s: float = 1.0
     drain_s: float = 1.5
     node_env: tuple[tuple[tuple[str, str], ...], ...] = ()
+    connect_timeout_s: float = 120.0  # for all connections to open; tens of thousands need more
 
 
 def timeline(steps: tuple[Step, ...], t0: int, drain_s: float) -> list[StepWindow]:

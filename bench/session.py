@@ -213,7 +213,7 @@ def _drive(
     finish = _profile(cluster, env, "connect")
     for _, pipe in workers:
         pipe.send(("connect", None))
-    _record_connect(result, _expect(workers, "connected", 120))
+    _record_connect(result, _expect(workers, "connected", scenario.connect_timeout_s))
     result.connect_cpu_ns = sum(cluster.sample().nodes_cpu_ns) - sum(before.nodes_cpu_ns)
     if finish is not None:
         result.profile = finish()
