@@ -45,6 +45,7 @@ SOCKETS_BESIDE_CLIENTS = 200  # a node's listening socket, Redis connections, lo
 SERVER_KIB_PER_CONN = 14  # measured: 13.2-13.3 KiB per idle connection (docs/performance.md)
 CLIENT_KIB_PER_CONN = 24  # the load generator's side, with room to spare
 PROCESS_MIB = 120  # a node or a worker before its connections
+QUIET_CORES = 0.3  # a node holding 19,000 idle connections uses about 0.1 (docs/performance.md)
 MEMORY_SHARE = 0.7  # of MemAvailable: the rest is the other sessions' on a shared machine
 
 
@@ -177,10 +178,16 @@ def scenario(cell: Cell, timing: Timing) -> Scenario:
         steps,
         ("project",),
         connect_concurrency=100,
-        settle_s=2.0 + cell.total / 5_000,  # a big connect leaves work behind (GC, presence)
+        settle_s=2.0,
         drain_s=1.0,
-        connect_timeout_s=120.0 + cell.total / 200,
+        connect_timeout_s=120.0 + cell.total / 200 + presence_frames(cell) / 50_000,
+        quiet_cores=QUIET_CORES,
     )
+
+
+def presence_frames(cell: Cell) -> int:
+    """At most the frames the connects send: each announces its join to its group's members."""
+    return cell.total * cell.group_size
 
 
 def cell_figures(result: SessionResult) -> Figures:

@@ -186,3 +186,11 @@ def test_svg_scale_and_gaps():
     )
     assert len(root.findall(f"{SVG}polyline")) == 2  # the NaN breaks the line
     assert "a <b>" in [t.text for t in root.iter(f"{SVG}text")]  # escaped, read back
+
+
+def test_big_groups_get_time_for_their_presence_joins():
+    """Every connect announces its join to its group: groups of 1,000 connect much slower."""
+    timing = Timing.of(quick=False, rate=None)
+    small, big = scenario(Cell(10, 4, 19_000), timing), scenario(Cell(1000, 4, 19_000), timing)
+    assert big.connect_timeout_s > small.connect_timeout_s > 120
+    assert big.quiet_cores > 0  # the first step waits for the nodes to be quiet
