@@ -204,6 +204,10 @@ def cell_figures(result: SessionResult) -> Figures:
     busy = rate.get("server_cores", math.nan) - figures["idle_cores"]
     per_s = rate.get("deliveries_per_s", math.nan)
     figures["net_us_per_delivery"] = busy * 1e6 / per_s if per_s else math.nan
+    messages = rate.get("messages_per_s", math.nan)
+    figures["us_per_message"] = (
+        rate.get("server_cores", math.nan) * 1e6 / messages if messages else math.nan
+    )
     return figures
 
 
@@ -254,6 +258,7 @@ DETAIL_COLUMNS = (
     ("server cores", "server_cores", 3),
     ("µs/delivery", "cpu_us_per_delivery", 2),
     ("net µs/delivery", "net_us_per_delivery", 2),
+    ("µs/message", "us_per_message", 0),
     ("redis cores", "redis_cores", 3),
     ("p50 ms", "lat_p50_ms", 2),
     ("p99 ms", "lat_p99_ms", 2),

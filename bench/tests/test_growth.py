@@ -118,6 +118,7 @@ def _session(cell: Cell, idle_cores: float, busy_cores: float, error: str | None
     idle = StepResult("idle", "idle", 2.0)
     idle.set_cpu(_sample(0, 0, cell.nodes), _sample(2, 2 * idle_cores, cell.nodes))
     rate = StepResult("rate", "rate", 2.0, in_window=20_000, expected=20_000, delivered=20_000)
+    rate.sent_in_window = 20_000 // cell.group_size
     rate.set_cpu(_sample(3, 0, cell.nodes), _sample(5, 2 * busy_cores, cell.nodes))
     result.steps = [idle, rate]
     result.error = error
@@ -129,6 +130,7 @@ def test_cell_figures_take_the_idle_cpu_out_of_the_net_figure():
     assert figures["cpu_us_per_delivery"] == pytest.approx(25.0)  # 0.25 cores / 10k per s
     assert figures["idle_cores"] == pytest.approx(0.05)
     assert figures["net_us_per_delivery"] == pytest.approx(20.0)
+    assert figures["us_per_message"] == pytest.approx(250.0)  # 1,000 messages/s to groups of 10
 
 
 def test_tables_show_measured_failed_and_skipped_cells():
