@@ -38,8 +38,14 @@ def nice_ceiling(value: float) -> float:
     return 10.0 * power
 
 
-def y_ticks(top: float, count: int = 5) -> list[float]:
-    """``count`` + 1 evenly spaced ticks from 0 to ``top``."""
+# Intervals for a top of 1, 2, 2.5, 4, 5, 6 or 8 times 10^k, so every tick is a round number.
+_INTERVALS = {1.0: 5, 2.0: 4, 2.5: 5, 4.0: 4, 5.0: 5, 6.0: 6, 8.0: 4}
+
+
+def y_ticks(top: float) -> list[float]:
+    """Round, evenly spaced ticks from 0 to ``top`` (a value of :func:`nice_ceiling`)."""
+    leading = round(top / 10.0 ** math.floor(math.log10(top)), 6)
+    count = _INTERVALS.get(leading, 5)
     return [top * i / count for i in range(count + 1)]
 
 

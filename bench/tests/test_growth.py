@@ -177,7 +177,10 @@ def test_svg_scale_and_gaps():
     assert nice_ceiling(0.7) == pytest.approx(0.8)
     assert nice_ceiling(100) == 100
     assert nice_ceiling(math.nan) == 1.0
-    assert y_ticks(10, 5) == [0, 2, 4, 6, 8, 10]
+    assert y_ticks(10) == [0, 2, 4, 6, 8, 10]
+    assert y_ticks(80) == [0, 20, 40, 60, 80]
+    assert y_ticks(2.5) == [0, 0.5, 1, 1.5, 2, 2.5]
+    assert y_ticks(600) == [0, 100, 200, 300, 400, 500, 600]
     assert _segments([(1, 1.0), (2, math.nan), (3, 3.0), (4, 4.0)]) == [
         [(1, 1.0)],
         [(3, 3.0), (4, 4.0)],
