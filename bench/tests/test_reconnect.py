@@ -92,6 +92,7 @@ def _out(presence: dict[str, object] | None) -> dict[str, object]:
         "system": "project",
         "connections": 4,
         "connect_failed": 0,
+        "connect_rounds": 1,
         "connect_s": 1.0,
         "connect_cpu_ms_each": 1.2,
         "idle_cores": 0.01,
