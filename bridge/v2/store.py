@@ -21,8 +21,8 @@ from redis.typing import EncodableT, FieldT
 from v3_core.backends.redis_broker import REDIS_ERRORS, redis_client
 from v3_core.errors import BackendUnavailable
 
-from .v2_policy import GLOBAL, Mode, V2Policy
-from .v2_usage import ClientDelta, ClientUsage, GroupUsage, UsageDelta, merge_into
+from .policy import GLOBAL, Mode, V2Policy
+from .usage import ClientDelta, ClientUsage, GroupUsage, UsageDelta, merge_into
 
 DEFAULT_USAGE_TTL = 30 * 86400.0
 _RECORD_CHUNK = 100  # commands per pipeline when recording usage (each ~50 µs to build)
