@@ -10,7 +10,8 @@ from collections import Counter, defaultdict
 import pytest
 
 from bench.figures import Medians
-from bench.growth import (
+from bench.growth import _ints, parse_args
+from bench.growth_plan import (
     CONNS,
     CONNS_PER_WORKER,
     GROUPS,
@@ -18,18 +19,18 @@ from bench.growth import (
     Cell,
     Limits,
     Timing,
-    _ints,
+    plan,
+    scenario,
+    why_not,
+    workers_for,
+)
+from bench.growth_report import (
     cell_figures,
     chart,
     detail_table,
     growth_table,
     medians,
-    parse_args,
-    plan,
     render,
-    scenario,
-    why_not,
-    workers_for,
 )
 from bench.measured import Sample, SessionResult, StepResult
 from bench.svg_chart import Series, _segments, line_chart, nice_ceiling, y_ticks

@@ -7,16 +7,8 @@ from array import array
 import pytest
 
 from bench.measured import Sample
-from bench.reconnect import (
-    clients,
-    parse_args,
-    per_node,
-    pick_nodes,
-    presence_diff,
-    report,
-    shares,
-    storm_figures,
-)
+from bench.reconnect import parse_args, presence_diff, report, shares, storm_figures
+from bench.storm_worker import clients, per_node, pick_nodes
 from bench.systems import SYSTEMS
 from v3_core.ids import is_vision_id
 
