@@ -41,7 +41,12 @@ REDIS_ERRORS = (
 
 class backend_errors:  # a context manager, named like contextlib.suppress
     """``with backend_errors("presence add failed"):`` raises any of REDIS_ERRORS as
-    BackendUnavailable("presence add failed: <the error>"); other exceptions pass."""
+    BackendUnavailable("presence add failed: ConnectionError: Error 111 connecting to ...");
+    other exceptions pass.
+
+    The error's class and text both: redis-py's repr drops the text, and a TimeoutError has
+    none.
+    """
 
     __slots__ = ("_what",)
 
@@ -58,7 +63,10 @@ class backend_errors:  # a context manager, named like contextlib.suppress
         traceback: TracebackType | None,
     ) -> None:
         if isinstance(error, REDIS_ERRORS):
-            raise BackendUnavailable(f"{self._what}: {error!r}") from error
+            text = str(error)
+            kind_name = type(error).__name__
+            detail = f"{kind_name}: {text}" if text else kind_name
+            raise BackendUnavailable(f"{self._what}: {detail}") from error
 
 
 # -- URLs ----------------------------------------------------------------------------------
