@@ -95,13 +95,16 @@ async def open_backends(
         presence = MemoryPresenceStore(ttl=presence_ttl, hub=hub)
         cursors = MemoryCursorStore(ttl=history.ttl, hub=hub)
         description = "embedded in-process broker and presence (single process)"
-    elif redis_url.startswith(_redis_schemes()):
+    else:
+        # Imported here, so that a node without Redis never loads redis-py.
         from .redis_broker import RedisBroker
-        from .redis_client import is_cluster
+        from .redis_client import REDIS_SCHEMES, is_cluster
         from .redis_cluster_broker import ClusterBroker
         from .redis_cursors import RedisCursorStore
         from .redis_presence import RedisPresenceStore
 
+        if not redis_url.startswith(REDIS_SCHEMES):
+            raise ValueError(f"unsupported Redis URL scheme in {_redact(redis_url)!r}")
         # A malformed cluster URL raises ValueError here, in RedisBroker, before any connect.
         sharded = is_cluster(redis_url) and cluster_pubsub == "sharded"
         broker = (ClusterBroker if sharded else RedisBroker)(
@@ -117,20 +120,12 @@ async def open_backends(
         if is_cluster(redis_url):
             kind = f"Redis Cluster ({cluster_pubsub} pub/sub) with seeds"
         description = f"{kind} {_redact(redis_url)}"
-    else:
-        raise ValueError(f"unsupported Redis URL scheme in {_redact(redis_url)!r}")
     try:
         yield Backends(broker=broker, presence=presence, cursors=cursors, description=description)
     finally:
         await broker.aclose()
         await presence.aclose()
         await cursors.aclose()
-
-
-def _redis_schemes() -> tuple[str, ...]:
-    from .redis_client import REDIS_SCHEMES
-
-    return REDIS_SCHEMES
 
 
 def _redact(url: str) -> str:

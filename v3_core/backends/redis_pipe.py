@@ -22,11 +22,11 @@ CallT = TypeVar("CallT", bound=tuple[Any, ...])
 class PipelinedWire(Generic[CallT]):
     """The queue, the writer task and a wire opened on first use and again after a failure.
 
-    Subclasses send a batch and settle its futures (``_send``), and open the wire
-    (``_open``); one that writes to several servers keeps its own wires and overrides
-    ``_disconnect``. A batch that raises, or takes longer than ``timeout``, is reset (its replies
-    may still arrive: only a new connection is in step) and each of its calls still waiting
-    raises ``_error(exc)``.
+    Subclasses send a batch and settle its futures (``_send``) and open the wire (``_open``,
+    called by ``_reconnect``); one that writes to several servers keeps its own wires and
+    overrides ``_disconnect``. A batch that raises, or takes longer than ``timeout``, is reset
+    (its replies may still arrive: only a new connection is in step) and each of its calls
+    still waiting raises ``_error(exc)``.
     """
 
     def __init__(self, *, timeout: float, name: str) -> None:
@@ -59,13 +59,13 @@ class PipelinedWire(Generic[CallT]):
     async def _open(self) -> RedisWire:
         raise NotImplementedError
 
-    async def _connected(self) -> RedisWire:
-        """The wire, opened again if the server closed it (a Redis restart, CLIENT KILL):
-        reconnect before writing, as redis-py's pool does, rather than fail a batch."""
-        wire = self._wire
-        if wire is None or wire.closed:
-            await self._disconnect()
-            wire = self._wire = await self._open()
+    async def _reconnect(self) -> RedisWire:
+        """A new wire, for a first batch or when the server closed the last one (a Redis
+        restart, CLIENT KILL): reconnect before writing, as redis-py's pool does, rather than
+        fail a batch. Callers test ``_wire`` first, so a batch on an open wire awaits nothing
+        more."""
+        await self._disconnect()
+        wire = self._wire = await self._open()
         return wire
 
     async def _reset(self, error: Exception) -> None:

@@ -67,7 +67,9 @@ class RedisPublisher(PipelinedWire[Publish]):
         if self._cluster and self._history.enabled:
             settle_publishes(batch, await self._append_on_cluster(batch))
             return
-        wire = await self._connected()
+        wire = self._wire
+        if wire is None or wire.closed:
+            wire = await self._reconnect()
         receivers = await wire.round_trip(
             *(self._command(channel, data) for channel, data, _ in batch)
         )

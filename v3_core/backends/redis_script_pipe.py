@@ -40,7 +40,9 @@ class PipelinedScript(PipelinedWire[Call]):
         )
 
     async def _send(self, batch: list[Call]) -> None:
-        wire = await self._connected()
+        wire = self._wire
+        if wire is None or wire.closed:
+            wire = await self._reconnect()
         replies = await wire.round_trip(*(command for command, _ in batch))
         for (_, future), reply in zip(batch, replies, strict=True):
             if isinstance(reply, Exception) and str(reply).startswith("NOSCRIPT"):
