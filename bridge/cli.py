@@ -117,7 +117,7 @@ def freeze_startup_heap() -> None:
     collect the young generations less often.
 
     Those ~70,000 objects live as long as the process, yet each full collection walked them
-    all: about 40 ms with the event loop stopped (docs/performance.md). Collected first, so
+    all: about 40 ms with the event loop stopped (docs/decisions/). Collected first, so
     no startup garbage is frozen with them. The first threshold (10,000 allocations instead
     of 700) lets the short-lived objects of a message or a heartbeat die before a collection
     looks at them, so far fewer survive into the oldest generation; it is their number that

@@ -131,7 +131,7 @@ class ManagerCollector(Collector):
 
 
 class V2Collector(Collector):
-    """Legacy V2 use on this node, and the V2 mode this node applies (contract section 7)."""
+    """Legacy V2 use on this node, and the V2 mode this node applies (docs/ops-runbook.md §8)."""
 
     def __init__(self, v2: V2Control) -> None:
         self._v2 = v2

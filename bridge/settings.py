@@ -60,12 +60,12 @@ class Settings(BaseSettings):
     max_connections_per_client: int = Field(0, ge=0)  # one client_id's sockets; over it: 4529
     max_connections: int = Field(0, ge=0)  # all sockets of the node; over it: 1013
 
-    # History and recovery (contract section 8); history_size 0 turns them off.
+    # History and recovery (docs/design.md section 9); history_size 0 turns them off.
     history_size: int = Field(1000, ge=0)
     history_ttl: float = Field(300.0, gt=0)
 
-    # SIGTERM (contract section 9): not ready for drain_seconds, then 1012 closes spread over
-    # close_spread_seconds. Single-process nodes; uvicorn's own workers close all at once.
+    # SIGTERM (docs/ops-runbook.md §6): not ready for drain_seconds, then 1012 closes spread
+    # over close_spread_seconds. Single-process nodes; uvicorn's own workers close all at once.
     drain_seconds: float = Field(0.0, ge=0)
     close_spread_seconds: float = Field(0.0, ge=0)
 

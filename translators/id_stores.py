@@ -76,7 +76,7 @@ class RedisIdStore:
     def __init__(self, url: str, *, prefix: str, timeout: float = 2.0) -> None:
         self._prefix = prefix
         # Every legacy connect reads here: a burst of them waits for a pooled connection
-        # rather than failing at redis-py's 100th concurrent call (matrix B4 found it).
+        # rather than failing at redis-py's 100th concurrent call (scenario B4 found it).
         self._redis: aioredis.Redis = redis_client(url, timeout=timeout, pool_size=POOL_SIZE)
         self._put = self._redis.register_script(_PUT_IF_ABSENT)
 

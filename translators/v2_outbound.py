@@ -1,4 +1,4 @@
-"""Encoded WS_Message_V3 -> the V2 frame a legacy client receives (contract section 6). Pure.
+"""Encoded WS_Message_V3 -> the V2 frame a legacy client receives (docs/v2-dialect.md §2). Pure.
 
 Called once per message per node, never per connection, and never does I/O: the integer IDs
 come from the envelope or from a lookup the caller passes in (an in-memory cache).

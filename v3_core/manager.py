@@ -55,7 +55,7 @@ CLOSE_TIMEOUT = 1.0  # seconds a 1012 close may take before uvicorn's own shutdo
 
 @dataclass(frozen=True, slots=True)
 class ConnectionLimits:
-    """Connections one node admits; 0 means no limit (matrix X7, X11).
+    """Connections one node admits; 0 means no limit (scenarios X7, X11 in docs/reliability.md).
 
     Counted per node (per process) from the registry, so the check costs no Redis round trip
     on connect; a cluster-wide count would. Across N nodes a client may hold N × per_client.

@@ -1,4 +1,4 @@
-"""Phasing V2 out (contract section 7): the mode on real nodes, over HTTP, on both backends."""
+"""Phasing V2 out (docs/ops-runbook.md §8): the mode on real nodes, over HTTP, on both backends."""
 
 from __future__ import annotations
 

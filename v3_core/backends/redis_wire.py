@@ -5,7 +5,8 @@ through hiredis alone: commands packed by ``hiredis.pack_command``, replies pars
 ``hiredis.Reader`` fed straight from the socket. redis-py's per-reply layers (retry wrapper,
 timeout context, response dict) cost the reader 82–90 µs of CPU per paced message against
 59–62 µs here, most of that the wake-up and ``recv`` (``python -m bench.pubsub_read``); the
-publisher also drops a ``Pipeline`` per batch. The whole node: docs/performance.md, section 8.
+publisher also drops a ``Pipeline`` per batch. The whole node:
+docs/decisions/2026-11-performance-round-two.md, section 3.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The Broker contract, run on every implementation."""
+"""What the Broker Protocol promises, run on every implementation."""
 
 from __future__ import annotations
 
