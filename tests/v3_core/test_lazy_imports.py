@@ -28,4 +28,4 @@ def test_the_redis_backends_keep_their_public_names() -> None:
     assert named is RedisBroker
     assert set(v3_core.backends.__all__) <= set(dir(v3_core.backends))
     with pytest.raises(AttributeError, match="RedisBrokr"):
-        _ = v3_core.backends.RedisBrokr  # type: ignore[attr-defined]
+        _ = v3_core.backends.RedisBrokr
