@@ -114,7 +114,6 @@ class RedisBroker:
 
     async def aclose(self) -> None:
         self._closed = True
-        self._subscriber.closed = True
         await self._publisher.aclose(BackendUnavailable("broker closed"))
         await self._subscriber.aclose()
         await self._control.aclose()

@@ -50,7 +50,7 @@ class RedisSubscriber:
         self._state = Subscriptions(timeout)
         self._wire: RedisWire | None = None
         self._connected = asyncio.Event()
-        self.closed = False
+        self._closed = False
 
     @property
     def ready(self) -> bool:
@@ -118,7 +118,7 @@ class RedisSubscriber:
 
     async def events(self) -> AsyncIterator[BrokerEvent]:
         state = self._state
-        while not self.closed:
+        while not self._closed:
             try:
                 wire, early, run_id = await self._connect()
             except REDIS_ERRORS as exc:
@@ -137,7 +137,7 @@ class RedisSubscriber:
                 except (*REDIS_ERRORS, Recycle) as exc:
                     log.warning("Redis subscriber lost its connection: %r", exc)
                 finally:
-                    await self.disconnect(wire)
+                    await self._disconnect(wire)
             await asyncio.sleep(state.next_delay())
 
     async def _connect(self) -> tuple[RedisWire, list[BrokerMessage], str]:
@@ -158,7 +158,7 @@ class RedisSubscriber:
                 wire.send(("SUBSCRIBE", *channels))
                 early = await self._confirm(wire, len(channels))
             except BaseException:
-                await self.disconnect(wire)
+                await self._disconnect(wire)
                 raise
         stale = self._state.connected(channels[1:])
         self._wire = wire
@@ -183,7 +183,7 @@ class RedisSubscriber:
                     early.append(framed(reply[1], reply[2]))
         return early
 
-    async def disconnect(self, wire: RedisWire) -> None:
+    async def _disconnect(self, wire: RedisWire) -> None:
         self._connected.clear()
         if self._wire is wire:
             self._wire = None
@@ -192,9 +192,9 @@ class RedisSubscriber:
             await asyncio.wait_for(wire.aclose(), self._timeout)
 
     async def aclose(self) -> None:
-        self.closed = True
+        self._closed = True
         if self._wire is not None:
-            await self.disconnect(self._wire)
+            await self._disconnect(self._wire)
 
     async def _read(self, wire: RedisWire) -> AsyncIterator[BrokerMessage]:
         loop = asyncio.get_running_loop()
