@@ -17,8 +17,8 @@ from v3_core import ConnectionManager
 from v3_core.latency import Histogram
 
 from .dead_letters import DeadLetters
-from .v2_node import V2Control
-from .v2_policy import GLOBAL, MODES
+from .v2.control import V2Control
+from .v2.policy import GLOBAL, MODES
 from .version import VERSION
 
 _COUNTERS = {

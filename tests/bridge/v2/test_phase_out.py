@@ -6,7 +6,7 @@ import httpx
 import pytest
 import websockets
 
-from ..helpers import (
+from ...helpers import (
     MS,
     assert_silent,
     connect,

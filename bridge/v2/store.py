@@ -20,8 +20,8 @@ from redis.typing import EncodableT, FieldT
 
 from v3_core.backends.redis_client import backend_errors, redis_client
 
-from .v2_policy import GLOBAL, Mode, V2Policy
-from .v2_usage import ClientDelta, ClientUsage, GroupUsage, UsageDelta, merge_into
+from .policy import GLOBAL, Mode, V2Policy
+from .usage import ClientDelta, ClientUsage, GroupUsage, UsageDelta, merge_into
 
 DEFAULT_USAGE_TTL = 30 * 86400.0
 _RECORD_CHUNK = 100  # commands per pipeline when recording usage (each ~50 µs to build)
