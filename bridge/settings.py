@@ -46,10 +46,12 @@ class Settings(BaseSettings):
     # Slow or idle clients (slowloris; bridge/http_guard.py). A request's head (a WebSocket
     # handshake is one) must arrive within handshake_timeout of the connection opening or of
     # the previous response; its body within body_timeout of the head; else 408 and closed.
-    # Past max_pending_connections sockets in those phases the oldest is closed; 0: no cap.
+    # Past max_pending_connections sockets in those phases the oldest is closed, once it has
+    # been pending for pending_grace seconds (a storm's honest clients are not); 0: no cap.
     handshake_timeout: float = Field(5.0, gt=0)
     body_timeout: float = Field(10.0, gt=0)
     max_pending_connections: int = Field(512, ge=0)
+    pending_grace: float = Field(1.0, ge=0)
 
     # Inbound rate limit per connection (docs/ops-runbook.md); 0 for rate or burst: no limit.
     rate_limit: float = Field(100.0, ge=0)  # messages/s sustained

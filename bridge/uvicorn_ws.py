@@ -195,7 +195,10 @@ def server_options(settings: Any) -> dict[str, Any]:
     return {
         # Deadlines on request heads and bodies, a cap on sockets that never send one.
         "http": HttpGuard(
-            settings.handshake_timeout, settings.body_timeout, settings.max_pending_connections
+            settings.handshake_timeout,
+            settings.body_timeout,
+            settings.max_pending_connections,
+            settings.pending_grace,
         ),
         "ws": LeanWebSocketProtocol,
         "ws_max_size": settings.max_message_bytes,

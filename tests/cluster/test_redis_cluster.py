@@ -12,7 +12,7 @@ import httpx
 import pytest
 from redis.asyncio.cluster import RedisCluster
 
-from v3_core.backends.redis_url import parse_cluster_url
+from v3_core.backends.redis_client import parse_cluster_url
 
 from ..helpers import connect, eventually, recv_json, send_json, v3
 from .routing import every_target_is_delivered_across

@@ -15,11 +15,8 @@ import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
 
-from v3_core.errors import BackendUnavailable
-
-from .redis_broker import REDIS_ERRORS, redis_client
-from .redis_script_pipe import PipelinedScript
-from .redis_url import is_cluster
+from .redis_client import backend_errors, is_cluster, redis_client
+from .redis_script_pipe import PipelinedScripts, script_sha
 
 _TOUCH_CHUNK = 100  # connections refreshed per script call, and about as many per pipeline
 _SWEEP_CHUNK = 50  # groups swept per pipeline
@@ -42,17 +39,25 @@ class RedisPresenceStore:
         # redis-py refuses scripts in a cluster pipeline: there, the calls of a batch run one
         # by one instead, each routed to its group's node.
         self._pipelined = not is_cluster(url)
-        self._add = self._redis.register_script(_script("add"))
-        self._touch = self._redis.register_script(_script("touch"))
-        self._remove = self._redis.register_script(_script("remove"))
-        self._members = self._redis.register_script(_script("members"))
-        self._expire = self._redis.register_script(_script("expire"))
-        # A heartbeat's touch, one connection at a time, skips redis-py (redis_script_pipe).
-        self._touch_one = (
-            PipelinedScript(url, _script("touch"), timeout=timeout, name="aether-presence")
+        scripts = {name: _script(name) for name in ("add", "touch", "remove", "members", "expire")}
+        self._add = self._redis.register_script(scripts["add"])
+        self._touch = self._redis.register_script(scripts["touch"])
+        self._remove = self._redis.register_script(scripts["remove"])
+        self._members = self._redis.register_script(scripts["members"])
+        self._expire = self._redis.register_script(scripts["expire"])
+        # A connect's add, a close's remove and a heartbeat's touch, one connection at a
+        # time, skip redis-py (redis_script_pipe). Not on a cluster: one wire is one server.
+        self._pipe = (
+            PipelinedScripts(
+                url,
+                (scripts["add"], scripts["touch"], scripts["remove"]),
+                timeout=timeout,
+                name="aether-presence",
+            )
             if self._pipelined
             else None
         )
+        self._sha = {name: script_sha(script) for name, script in scripts.items()}
 
     def _group_key(self, group_id: str) -> str:
         return f"{self._prefix}p:{{{group_id}}}"
@@ -62,35 +67,34 @@ class RedisPresenceStore:
 
     async def add(self, group_id: str, client_id: str, conn_id: str) -> bool:
         keys = [self._group_key(group_id), self._client_prefix(group_id) + client_id]
-        try:
-            return bool(await self._add(keys, [client_id, conn_id, self._ttl_ms]))
-        except REDIS_ERRORS as exc:
-            raise BackendUnavailable(f"presence add failed: {exc}") from exc
+        args: list[str | int] = [client_id, conn_id, self._ttl_ms]
+        with backend_errors("presence add failed"):
+            if self._pipe is not None:
+                return bool(await self._pipe.run(self._sha["add"], keys, args))
+            return bool(await self._add(keys, args))
 
     async def remove(self, group_id: str, client_id: str, conn_id: str) -> bool:
         keys = [self._group_key(group_id), self._client_prefix(group_id) + client_id]
-        try:
-            return bool(await self._remove(keys, [client_id, conn_id]))
-        except REDIS_ERRORS as exc:
-            raise BackendUnavailable(f"presence remove failed: {exc}") from exc
+        args: list[str | int] = [client_id, conn_id]
+        with backend_errors("presence remove failed"):
+            if self._pipe is not None:
+                return bool(await self._pipe.run(self._sha["remove"], keys, args))
+            return bool(await self._remove(keys, args))
 
     async def touch(self, entries: list[tuple[str, str, str]]) -> None:
-        if len(entries) == 1 and self._touch_one is not None:
+        if len(entries) == 1 and self._pipe is not None:
             ((group_id, client_id, conn_id),) = entries
-            try:
-                await self._touch_one(*self._touch_call(group_id, [(client_id, conn_id)]))
-            except REDIS_ERRORS as exc:
-                raise BackendUnavailable(f"presence refresh failed: {exc}") from exc
+            keys, args = self._touch_call(group_id, [(client_id, conn_id)])
+            with backend_errors("presence refresh failed"):
+                await self._pipe.run(self._sha["touch"], keys, args)
             return
         # One script per group, not per connection (Redis runs scripts one at a time and
         # every PUBLISH waits behind them), and about _TOUCH_CHUNK connections per pipeline:
         # building one holds our event loop, ~10 µs per connection.
-        try:
+        with backend_errors("presence refresh failed"):
             for chunk in _chunks(_per_group(entries, _TOUCH_CHUNK), _TOUCH_CHUNK):
                 calls = [self._touch_call(group_id, members) for group_id, members in chunk]
                 await self._run_scripts(self._touch, calls)
-        except REDIS_ERRORS as exc:
-            raise BackendUnavailable(f"presence refresh failed: {exc}") from exc
 
     def _touch_call(self, group_id: str, members: list[tuple[str, str]]) -> _ScriptCall:
         prefix = self._client_prefix(group_id)
@@ -126,18 +130,14 @@ class RedisPresenceStore:
             return await pipe.execute()
 
     async def members(self, group_id: str) -> list[str]:
-        try:
+        with backend_errors("presence lookup failed"):
             found = await self._members([self._group_key(group_id)])
-        except REDIS_ERRORS as exc:
-            raise BackendUnavailable(f"presence lookup failed: {exc}") from exc
         return sorted(member.decode() for member in found)
 
     async def expire(self, group_id: str) -> list[str]:
         keys = [self._group_key(group_id)]
-        try:
+        with backend_errors("presence sweep failed"):
             gone = await self._expire(keys, [self._client_prefix(group_id)])
-        except REDIS_ERRORS as exc:
-            raise BackendUnavailable(f"presence sweep failed: {exc}") from exc
         return sorted(member.decode() for member in gone)
 
     async def sweep(self, group_ids: Iterable[str]) -> list[tuple[str, str]]:
@@ -145,7 +145,7 @@ class RedisPresenceStore:
         # groups instead of one per group.
         gone: list[tuple[str, str]] = []
         groups = list(group_ids)
-        try:
+        with backend_errors("presence sweep failed"):
             for start in range(0, len(groups), _SWEEP_CHUNK):
                 chunk = groups[start : start + _SWEEP_CHUNK]
                 calls: list[_ScriptCall] = [
@@ -154,13 +154,11 @@ class RedisPresenceStore:
                 results = await self._run_scripts(self._expire, calls)
                 for group_id, found in zip(chunk, results, strict=True):
                     gone += ((group_id, m.decode()) for m in sorted(found))
-        except REDIS_ERRORS as exc:
-            raise BackendUnavailable(f"presence sweep failed: {exc}") from exc
         return gone
 
     async def aclose(self) -> None:
-        if self._touch_one is not None:
-            await self._touch_one.aclose()
+        if self._pipe is not None:
+            await self._pipe.aclose()
         await self._redis.aclose()
 
 

@@ -20,6 +20,8 @@ import redis.asyncio as aioredis
 import redis.exceptions
 from redis.asyncio.connection import AbstractConnection
 
+from .redis_client import REDIS_ERRORS
+
 _READ_SIZE = 1 << 16
 # hiredis' stub types the argument as a 1-tuple; it takes a command of any length.
 _pack = cast(Callable[[tuple[str | bytes, ...]], bytes], hiredis.pack_command)
@@ -43,8 +45,14 @@ class RedisWire:
         self._parser = hiredis.Reader(replyError=redis.exceptions.ResponseError)
 
     @classmethod
-    async def open(cls, url: str, *, timeout: float, name: str | None = None) -> RedisWire:
-        """Connect and hand-shake with redis-py, then take the socket over. RESP2 always."""
+    async def open(
+        cls, url: str, *, timeout: float, name: str | None = None, script: str | None = None
+    ) -> RedisWire:
+        """Connect and hand-shake with redis-py, then take the socket over. RESP2 always.
+
+        With ``script``, load it (``SCRIPT LOAD``) so EVALSHA calls on this connection find
+        it: a new connection may well be to a restarted Redis, which has forgotten it.
+        """
         options: dict[str, Any] = {
             "socket_timeout": timeout,
             "socket_connect_timeout": timeout,
@@ -56,21 +64,24 @@ class RedisWire:
         try:
             async with asyncio.timeout(timeout):
                 await connection.connect()
+            wire = cls(connection)
+            if script is not None:
+                await wire.load_script(script)
         except BaseException:
             await connection.disconnect()
             raise
-        return cls(connection)
+        return wire
 
     @classmethod
     async def open_first(
-        cls, urls: list[str], *, timeout: float, name: str | None = None
+        cls, urls: list[str], *, timeout: float, name: str | None = None, script: str | None = None
     ) -> RedisWire:
         """The first of ``urls`` that connects (seed nodes of a cluster, in order)."""
         error: Exception = redis.exceptions.ConnectionError("no Redis URL to connect to")
         for url in urls:
             try:
-                return await cls.open(url, timeout=timeout, name=name)
-            except (redis.exceptions.RedisError, OSError, TimeoutError) as exc:
+                return await cls.open(url, timeout=timeout, name=name, script=script)
+            except REDIS_ERRORS as exc:
                 error = exc
         raise error
 
@@ -109,6 +120,14 @@ class RedisWire:
         if self._writer.is_closing():
             raise redis.exceptions.ConnectionError("the connection is closed")
         self._writer.write(b"".join(map(_pack, commands)))
+
+    async def round_trip(self, *commands: tuple[str | bytes, ...]) -> list[Any]:
+        """Send ``commands`` in one write and return their replies, in order."""
+        self.send(*commands)
+        received: list[Any] = []
+        while len(received) < len(commands):
+            received += await self.replies()
+        return received
 
     async def replies(self) -> list[Any]:
         """The replies already received, waiting for at least one.
