@@ -235,7 +235,7 @@ async def test_a_storm_of_clients_slow_to_send_their_request_is_served(
                 *(stack.enter_async_context(raw_connection(node.port)) for _ in range(100))
             )
         )
-        await asyncio.sleep(0.3)
+        await asyncio.sleep(0.3)  # the clients are slow to send their request: the point
         sent = await asyncio.gather(*(conn.send(request) for conn in conns))
         answers = await asyncio.gather(*(conn.until_closed(10.0) for conn in conns))
     statuses = [answer.status if ok else None for ok, answer in zip(sent, answers, strict=True)]
