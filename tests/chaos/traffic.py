@@ -100,7 +100,7 @@ class Outcome:
     answered: float
 
 
-class Sender(Protocol):
+class Published(Protocol):
     """What check_delivery reads of whoever published: a name and what became of each message."""
 
     @property
@@ -160,7 +160,7 @@ class Report:
 
 
 def check_delivery(
-    receivers: Iterable[Member], publishers: Iterable[Sender], *, healthy_after: float
+    receivers: Iterable[Member], publishers: Iterable[Published], *, healthy_after: float
 ) -> Report:
     """Every message not refused must reach every receiver, or sit in an announced gap.
 
@@ -180,7 +180,7 @@ def check_delivery(
 def _check_pair(
     report: Report,
     receiver: Member,
-    pub: Sender,
+    pub: Published,
     stamped: list[tuple[int, str, int]],
     resync_at: list[int],
     healthy_after: float,
