@@ -34,7 +34,7 @@ class FakeAetherApi:
         self.mode: Literal["answer", "error", "hang"] = "answer"
         self.known: dict[tuple[str, str], str | None] = {}
         self.calls: Counter[str] = Counter()
-        router.get(url__regex=rf"{UPSTREAM}/(?P<namespace>group|client)s/(?P<legacy>-?\d+)").mock(
+        router.get(url__regex=rf"{UPSTREAM}/(?P<namespace>group|client)s/(?P<legacy>\d+)").mock(
             side_effect=self._lookup
         )
         router.route(host="127.0.0.1").pass_through()
