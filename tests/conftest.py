@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -18,14 +16,10 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
-from bridge.app import create_app
 from bridge.dead_letter_store import MemoryDeadLetterStore
 from bridge.node_registry import MemoryNodeStore
-from bridge.node_server import NodeServer
 from bridge.settings import Settings
-from bridge.uvicorn_ws import server_options
 from bridge.v2.store import MemoryV2Store
 from translators import MemoryIdStore
 from v3_core.backends import MemoryHub
@@ -34,6 +28,8 @@ from .helpers import free_port
 from .support.clock import FakeClock
 from .support.redis_cluster import redis_cluster
 from .support.redis_server import RedisServer
+from .support.servers import RunningServer as RunningServer  # re-exported
+from .support.servers import serve_app as serve_app  # re-exported
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -101,37 +97,6 @@ def make_settings(prefix: str) -> Callable[..., Settings]:
         return Settings(**values)
 
     return make
-
-
-class RunningServer:
-    """An app served by a real uvicorn on a real socket, inside the test's event loop."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.http = f"http://127.0.0.1:{port}"
-        self.ws = f"ws://127.0.0.1:{port}"
-
-
-@contextlib.asynccontextmanager
-async def serve_app(settings: Settings, **shared: Any) -> AsyncIterator[RunningServer]:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        create_app(settings, **shared), log_level="warning", **server_options(settings)
-    )
-    server = NodeServer(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        while not server.started:
-            if task.done():
-                task.result()
-            await asyncio.sleep(0.01)
-        yield RunningServer(port)
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 15)
-        sock.close()
 
 
 @pytest.fixture
