@@ -20,7 +20,7 @@ from contextlib import AbstractContextManager
 from typing import Any
 from urllib.parse import parse_qs
 
-from translators import IdMapper
+from translators import IdMapper, legacy_tags
 from v3_core import (
     BackendUnavailable,
     CloseCode,
@@ -31,6 +31,7 @@ from v3_core import (
     MessageRejected,
     is_vision_id,
 )
+from v3_core.routing import NO_TAGS, Tags
 from v3_core.streams import Position, StreamName, parse_recover
 
 from .asgi import ASGIApp, Receive, Scope, Send
@@ -163,8 +164,7 @@ async def v3_options(state: Any, group_id: str, client_id: str) -> dict[str, Any
         "group_id": group_id,
         "client_id": client_id,
         "dialect": state.manager.v3,
-        "group_legacy": group_legacy,
-        "client_legacy": client_legacy,
+        "tags": legacy_tags(group=group_legacy, client=client_legacy),
     }
 
 
@@ -192,8 +192,7 @@ async def legacy_options(state: Any, group_id: str, client_id: str) -> dict[str,
         "group_id": group.vision_id,
         "client_id": client.vision_id,
         "dialect": state.v2,
-        "group_legacy": group.legacy,
-        "client_legacy": client.legacy,
+        "tags": legacy_tags(group=group.legacy, client=client.legacy),
     }
 
 
@@ -234,8 +233,7 @@ async def serve_socket(
     group_id: str,
     client_id: str,
     dialect: Dialect,
-    group_legacy: str = "",
-    client_legacy: str = "",
+    tags: Tags = NO_TAGS,
     greeting: str | None = None,
     track: Callable[[Connection], AbstractContextManager[None]] | None = None,
     subprotocol: str | None = None,
@@ -257,8 +255,7 @@ async def serve_socket(
             client_id,
             sender,
             dialect=dialect,
-            group_legacy=group_legacy,
-            client_legacy=client_legacy,
+            tags=tags,
             recover=recover,
         ) as conn:
             await send({"type": "websocket.accept", "subprotocol": subprotocol})

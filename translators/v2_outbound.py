@@ -1,7 +1,7 @@
-"""Encoded WS_Message_V3 -> the V2 frame a legacy client receives (contract section 6). Pure.
+"""Encoded WS_Message_V3 -> the V2 frame a legacy client receives (docs/v2-dialect.md §2). Pure.
 
 Called once per message per node, never per connection, and never does I/O: the integer IDs
-come from the envelope or from a lookup the caller passes in (an in-memory cache).
+come from the sender's tags or from a lookup the caller passes in (an in-memory cache).
 """
 
 from __future__ import annotations
@@ -13,23 +13,21 @@ from typing import Any
 import orjson
 
 from v3_core.ids import is_legacy_int
+from v3_core.routing import NO_TAGS, Tags
+
+from .tags import client_legacy, group_legacy
 
 LegacyLookup = Callable[[str, str], str | None]
 """``(namespace, vision_id) -> database integer or None``; must not do I/O."""
 
 
-def render_v2(
-    text: str,
-    *,
-    from_legacy: str = "",
-    group_legacy: str = "",
-    legacy_of: LegacyLookup | None = None,
-) -> str:
-    """The V2 form of an encoded V3 message.
+def render_v2(text: str, tags: Tags = NO_TAGS, *, legacy_of: LegacyLookup | None = None) -> str:
+    """The V2 form of an encoded V3 message, sent with ``tags`` (its sender's, `legacy_tags`).
 
     ``from``/``group`` are the database integers (JSON numbers) when known, else the Vision
-    IDs. Text that is not a JSON object, or cannot be re-encoded (the core never sends such
-    text), passes through unchanged: a renderer that raised would stop the node's fan-out.
+    IDs. Text that is not a JSON object, or cannot be re-encoded (the
+    core never sends such text), passes through unchanged: a renderer that raised would stop
+    the node's fan-out.
     """
     message = _loads(text)
     if not isinstance(message, dict):
@@ -40,8 +38,8 @@ def render_v2(
         "msg": message.get("msg"),
         "cmd": message.get("cmd"),
         "data": message.get("payload"),
-        "from": _id(message.get("from_id"), from_legacy, "client", legacy_of),
-        "group": _id(message.get("group_id"), group_legacy, "group", legacy_of),
+        "from": _id(message.get("from_id"), client_legacy(tags), "client", legacy_of),
+        "group": _id(message.get("group_id"), group_legacy(tags), "group", legacy_of),
         "sent_at": message.get("sent_at"),
     }
     return _dumps({key: value for key, value in frame.items() if value is not None}) or text

@@ -35,7 +35,7 @@ from .ratelimit import RateLimit, may_be_heartbeat
 from .recovery import ClientRecovery
 from .refusals import RefusalSink
 from .registry import LocalRegistry
-from .routing import ECHO, Channels, Envelope, UnreadableEnvelope
+from .routing import ECHO, NO_TAGS, Channels, Envelope, Tags, UnreadableEnvelope
 from .streams import (
     Position,
     StreamName,
@@ -248,8 +248,7 @@ class ConnectionManager:
         sender: Sender,
         *,
         dialect: Dialect | None = None,
-        group_legacy: str = "",
-        client_legacy: str = "",
+        tags: Tags = NO_TAGS,
         recover: dict[StreamName, Position] | None = None,
     ) -> Session:
         """``async with manager.connect(...) as conn``: a registered connection.
@@ -268,8 +267,7 @@ class ConnectionManager:
             sender=sender,
             dialect=dialect or self.v3,
             limits=self._limits,
-            group_legacy=group_legacy,
-            client_legacy=client_legacy,
+            tags=tags,
             on_slow=self._count_slow,
             recover=self.channels.by_channel(group_id, client_id, recover) if recover else None,
         )
@@ -443,7 +441,7 @@ class ConnectionManager:
             if message.msg_type == "heartbeat":
                 limit.free_heartbeat(conn, now, charged=True)
             return message
-        if limit.heartbeat_due(conn, now) and may_be_heartbeat(text):
+        if limit.heartbeat_due(conn, now) and may_be_heartbeat(text, conn.dialect.heartbeat_hints):
             # Not `parse`: over the limit nothing is translated or looked up (no ID store).
             beat = conn.dialect.heartbeat(text, conn)
             if beat is not None:
@@ -526,8 +524,7 @@ class ConnectionManager:
             origin=self.node_id,
             text=encode(message),
             skip_conn=origin.conn_id if origin is not None and message.target == "direct" else "",
-            from_legacy=origin.client_legacy if origin is not None else "",
-            group_legacy=origin.group_legacy if origin is not None else "",
+            tags=origin.tags if origin is not None else NO_TAGS,
         )
         self._publish_tick = tick = (self._publish_tick + 1) & SAMPLE_MASK
         started = _perf_counter() if not tick else 0.0

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from translators import render_v2, render_v2_error
+from translators import legacy_tags, render_v2, render_v2_error
+from v3_core.routing import NO_TAGS, Tags
 
 AT = "2030-01-02T03:04:05.000006Z"
 
@@ -20,87 +21,82 @@ OUTBOUND = [
     (
         "group-msg",
         v3(msg_type="msg", target="group", from_id="cliA", group_id="grpA", msg="hi"),
-        {"from_legacy": "7", "group_legacy": "3"},
+        legacy_tags(group="3", client="7"),
         {"type": "msg", "target": "group", "msg": "hi", "from": 7, "group": 3, "sent_at": AT},
     ),
     (
         "cmd-with-payload",
         v3(msg_type="cmd", target="group", from_id="cliA", group_id="grpA", cmd="RELOAD",
            payload={"force": True}),
-        {"from_legacy": "7", "group_legacy": "3"},
+        legacy_tags(group="3", client="7"),
         {"type": "cmd", "target": "group", "cmd": "RELOAD", "data": {"force": True}, "from": 7,
          "group": 3, "sent_at": AT},
     ),
     (
         "vision-ids-without-integers",
         v3(msg_type="msg", target="direct", from_id="cliA", group_id="grpA", to_id="cliB", msg="x"),
-        {},
+        NO_TAGS,
         {"type": "msg", "target": "direct", "msg": "x", "from": "cliA", "group": "grpA",
          "sent_at": AT},
     ),
     (
         "broadcast-from-the-platform",
         v3(msg_type="cmd", target="broadcast", cmd="MAINTENANCE"),
-        {},
+        NO_TAGS,
         {"type": "cmd", "target": "broadcast", "cmd": "MAINTENANCE", "sent_at": AT},
     ),
     (
         "heartbeat-echo",
         v3(msg_type="heartbeat", target="echo", from_id="cliA", group_id="grpA"),
-        {"from_legacy": "7", "group_legacy": "3"},
+        legacy_tags(group="3", client="7"),
         {"type": "heartbeat", "target": "echo", "from": 7, "group": 3, "sent_at": AT},
     ),
     (
         "presence-event",
         v3(msg_type="presence", target="group", group_id="grpA",
            payload={"event": "join", "client_id": "cliB"}),
-        {"group_legacy": "3"},
+        legacy_tags(group="3"),
         {"type": "presence", "target": "group", "data": {"event": "join", "client_id": "cliB"},
          "group": 3, "sent_at": AT},
     ),
     (
         "empty-payload",
         v3(msg_type="msg", target="group", group_id="grpA", payload={}),
-        {},
+        NO_TAGS,
         {"type": "msg", "target": "group", "data": {}, "group": "grpA", "sent_at": AT},
     ),
 ]  # fmt: skip
 
 
 @pytest.mark.parametrize(
-    ("text", "legacy", "expected"),
+    ("text", "tags", "expected"),
     [row[1:] for row in OUTBOUND],
     ids=[row[0] for row in OUTBOUND],
 )
-def test_render_v2_follows_the_table(
-    text: str, legacy: dict[str, str], expected: dict[str, Any]
-) -> None:
-    rendered = render_v2(
-        text, from_legacy=legacy.get("from_legacy", ""), group_legacy=legacy.get("group_legacy", "")
-    )
-    assert json.loads(rendered) == expected
+def test_render_v2_follows_the_table(text: str, tags: Tags, expected: dict[str, Any]) -> None:
+    assert json.loads(render_v2(text, tags)) == expected
 
 
 def test_render_v2_keys_come_in_v2_order() -> None:
     text = v3(msg_type="cmd", target="group", from_id="a", group_id="b", cmd="c", msg="m",
               payload={"k": 1})  # fmt: skip
-    rendered = render_v2(text, from_legacy="1", group_legacy="2")
+    rendered = render_v2(text, legacy_tags(group="2", client="1"))
     assert rendered == (
         '{"type":"cmd","target":"group","msg":"m","cmd":"c","data":{"k":1},"from":1,"group":2,'
         f'"sent_at":"{AT}"}}'
     )
 
 
-def test_render_v2_asks_the_lookup_when_the_envelope_has_no_integers() -> None:
+def test_render_v2_asks_the_lookup_when_the_tags_have_no_integers() -> None:
     known = {("client", "cliA"): "7", ("group", "grpA"): "3"}
     text = v3(msg_type="msg", target="group", from_id="cliA", group_id="grpA")
     rendered = json.loads(render_v2(text, legacy_of=lambda ns, vid: known.get((ns, vid))))
     assert (rendered["from"], rendered["group"]) == (7, 3)
 
 
-def test_render_v2_prefers_the_envelope_to_the_lookup() -> None:
+def test_render_v2_prefers_the_tags_to_the_lookup() -> None:
     text = v3(msg_type="msg", target="group", from_id="cliA", group_id="grpA")
-    rendered = json.loads(render_v2(text, from_legacy="8", legacy_of=lambda ns, vid: "99"))
+    rendered = json.loads(render_v2(text, legacy_tags(client="8"), legacy_of=lambda ns, vid: "99"))
     assert (rendered["from"], rendered["group"]) == (8, 99)
 
 
