@@ -182,7 +182,7 @@ def test_render_uses_the_integers_the_envelope_carries(dialect: V2Dialect) -> No
     )
     envelope = Envelope(origin="n1", text=text, tags=legacy_tags(group="3", client="17"))
     assert dialect.render(envelope) == (
-        '{"type":"msg","target":"group","msg":"x","from":17,"group":3}'
+        '{"type":"msg","target":"group","msg":"x","from":17,"group":3,"sent_at":null}'
     )
 
 
@@ -196,7 +196,13 @@ async def test_render_uses_integers_this_node_resolved(
         {"msg_type": "heartbeat", "target": "echo", "from_id": "cliB", "group_id": group_id}
     )
     rendered = json.loads(dialect.render(Envelope(origin="n1", text=text)))
-    assert rendered == {"type": "heartbeat", "target": "echo", "from": 42, "group": 3}
+    assert rendered == {
+        "type": "heartbeat",
+        "target": "echo",
+        "from": 42,
+        "group": 3,
+        "sent_at": None,
+    }
 
 
 def test_render_error(dialect: V2Dialect) -> None:
@@ -333,6 +339,7 @@ async def test_legacy_client_sees_its_own_join_and_can_list_members(
             "type": "presence",
             "target": "group",
             "data": {"event": "join", "client_id": client.vision_id},
+            "from": None,  # a legacy frontend reads it on every frame
             "group": 3,
         },
     ]

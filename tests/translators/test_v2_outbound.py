@@ -43,7 +43,8 @@ OUTBOUND = [
         "broadcast-from-the-platform",
         v3(msg_type="cmd", target="broadcast", cmd="MAINTENANCE"),
         NO_TAGS,
-        {"type": "cmd", "target": "broadcast", "cmd": "MAINTENANCE", "sent_at": AT},
+        {"type": "cmd", "target": "broadcast", "cmd": "MAINTENANCE", "from": None, "group": None,
+         "sent_at": AT},
     ),
     (
         "heartbeat-echo",
@@ -57,13 +58,14 @@ OUTBOUND = [
            payload={"event": "join", "client_id": "cliB"}),
         legacy_tags(group="3"),
         {"type": "presence", "target": "group", "data": {"event": "join", "client_id": "cliB"},
-         "group": 3, "sent_at": AT},
+         "from": None, "group": 3, "sent_at": AT},
     ),
     (
         "empty-payload",
         v3(msg_type="msg", target="group", group_id="grpA", payload={}),
         NO_TAGS,
-        {"type": "msg", "target": "group", "data": {}, "group": "grpA", "sent_at": AT},
+        {"type": "msg", "target": "group", "data": {}, "from": None, "group": "grpA",
+         "sent_at": AT},
     ),
 ]  # fmt: skip
 
@@ -75,6 +77,32 @@ OUTBOUND = [
 )
 def test_render_v2_follows_the_table(text: str, tags: Tags, expected: dict[str, Any]) -> None:
     assert json.loads(render_v2(text, tags)) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "tags"), [row[1:3] for row in OUTBOUND], ids=[row[0] for row in OUTBOUND]
+)
+def test_every_frame_has_the_keys_legacy_frontends_read(text: str, tags: Tags) -> None:
+    """``type``, ``target``, ``from``, ``group`` and ``sent_at``, even where they are null."""
+    assert {"type", "target", "from", "group", "sent_at"} <= json.loads(
+        render_v2(text, tags)
+    ).keys()
+
+
+def test_a_message_without_values_renders_them_as_null() -> None:
+    assert render_v2('{"msg_type": "msg"}') == (
+        '{"type":"msg","target":null,"from":null,"group":null,"sent_at":null}'
+    )
+
+
+def test_a_presence_event_has_a_null_from() -> None:
+    """Server-made: no client sent it, so ``from`` is null rather than missing."""
+    text = v3(msg_type="presence", target="group", group_id="grpA",
+              payload={"event": "leave", "client_id": "cliB"})  # fmt: skip
+    assert render_v2(text, legacy_tags(group="3")) == (
+        '{"type":"presence","target":"group","data":{"event":"leave","client_id":"cliB"},'
+        f'"from":null,"group":3,"sent_at":"{AT}"}}'
+    )
 
 
 def test_render_v2_keys_come_in_v2_order() -> None:
@@ -122,7 +150,7 @@ def test_render_v2_integers_beyond_a_double_survive_exactly() -> None:
     """orjson gives up on them; the stdlib fallback keeps every digit."""
     huge = int("1" * 400)
     rendered = render_v2(json.dumps({"msg_type": "msg", "payload": {"n": huge}}))
-    assert json.loads(rendered) == {"type": "msg", "data": {"n": huge}}
+    assert json.loads(rendered)["data"] == {"n": huge}
 
 
 def test_render_v2_nesting_beyond_orjson_limits_survives() -> None:
@@ -130,7 +158,7 @@ def test_render_v2_nesting_beyond_orjson_limits_survives() -> None:
     for _ in range(300):
         deep = [deep]
     rendered = render_v2(json.dumps({"msg_type": "msg", "payload": {"deep": deep}}))
-    assert json.loads(rendered) == {"type": "msg", "data": {"deep": deep}}
+    assert json.loads(rendered)["data"] == {"deep": deep}
 
 
 def test_render_v2_passes_through_what_cannot_be_decoded() -> None:
