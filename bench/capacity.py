@@ -38,10 +38,12 @@ from typing import Any
 from bench import procs
 from bench.dialects import V3, Dialect, Received
 from bench.profile import py_spy_hook
-from bench.systems import _project
+from bench.systems import SYSTEMS
 from bench.wsclient import BenchConnection
 
 HEARTBEAT = b'{"msg_type":"heartbeat","target":"echo"}'
+# Systems whose clients speak V3 and get a heartbeat echo (the socket.io ones speak their own).
+CAPACITY_SYSTEMS = ("project", "ws-ceiling")
 GROUP_RATE = 10.0  # group messages a second in phase 4
 GROUP_WINDOW = 10.0  # seconds before the end of phase 3 when phase 4 starts
 
@@ -249,7 +251,11 @@ def _probe_lines(probe_dir: Path, pid: int, start: float, end: float, top: int) 
 def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     procs.raise_fd_limit()
     ctx = multiprocessing.get_context("spawn")
-    out: dict[str, Any] = {"connections": args.connections, "clients": args.clients}
+    out: dict[str, Any] = {
+        "system": args.system,
+        "connections": args.connections,
+        "clients": args.clients,
+    }
     with procs.redis_server(workdir) as redis:
         port = procs.free_port()
         env: dict[str, str] = {}
@@ -259,9 +265,8 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                 filter(None, [str(here / "probe"), os.environ.get("PYTHONPATH", "")])
             )
             env["AETHER_PROBE_DIR"] = str(workdir)
-        node = procs.spawn(
-            "node", _project(port, f"redis://127.0.0.1:{redis.port}"), port, workdir, env
-        )
+        argv = SYSTEMS[args.system].argv(port, f"redis://127.0.0.1:{redis.port}")
+        node = procs.spawn("node", argv, port, workdir, env)
         workers: list[tuple[Any, Connection]] = []
         try:
             procs.wait_port(port, node.proc, 30)
@@ -386,6 +391,7 @@ def report(out: dict[str, Any], args: argparse.Namespace) -> str:
     ]
     lines = [
         f"- command: `python -m bench.capacity {' '.join(sys.argv[1:])}`",
+        f"- system: {SYSTEMS[out['system']].label}",
         f"- machine: {procs.machine_info().get('cpu', '?')}, nproc {os.cpu_count()}",
         "",
         "| figure | value |",
@@ -403,6 +409,12 @@ def report(out: dict[str, Any], args: argparse.Namespace) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.capacity", description=__doc__)
+    parser.add_argument(
+        "--system",
+        choices=CAPACITY_SYSTEMS,
+        default="project",
+        help="the node under test; ws-ceiling is plain websockets, no Redis, no presence",
+    )
     parser.add_argument("--connections", type=int, default=19_000)
     parser.add_argument("--clients", type=int, default=4, help="load-generator processes")
     parser.add_argument("--big", type=int, default=1_000, help="members of the big group")

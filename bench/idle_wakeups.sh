@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # An idle node's wake-ups and CPU: one silent connection, strace -c for 20 s, then CPU untraced.
 # Usage: bench/idle_wakeups.sh [REDIS_URL] [PORT]   (needs strace; run from the repo root)
-# docs/performance.md, section 7, has the figures this printed before and after 8601eb2.
+# docs/decisions/2026-11-performance-round-two.md (section 2) has the figures this printed before and after 8601eb2.
 set -euo pipefail
 redis_url=${1:-redis://127.0.0.1:6379/7}
 port=${2:-8711}

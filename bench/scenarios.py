@@ -86,6 +86,10 @@ class Scenario:
     settle_s: float = 1.0
     drain_s: float = 1.5
     node_env: tuple[tuple[tuple[str, str], ...], ...] = ()
+    connect_timeout_s: float = 120.0  # for all connections to open; tens of thousands need more
+    # After settle_s, also wait (up to connect_timeout_s) until no node uses more than this
+    # share of a core: what a big connect leaves behind must not land in the first step. 0: no.
+    quiet_cores: float = 0.0
 
 
 def timeline(steps: tuple[Step, ...], t0: int, drain_s: float) -> list[StepWindow]:

@@ -213,16 +213,32 @@ def _drive(
     finish = _profile(cluster, env, "connect")
     for _, pipe in workers:
         pipe.send(("connect", None))
-    _record_connect(result, _expect(workers, "connected", 120))
+    _record_connect(result, _expect(workers, "connected", scenario.connect_timeout_s))
     result.connect_cpu_ns = sum(cluster.sample().nodes_cpu_ns) - sum(before.nodes_cpu_ns)
     if finish is not None:
         result.profile = finish()
-    time.sleep(scenario.settle_s)
+    _settle(cluster, scenario)
     result.rss_after = cluster.rss()
     cluster.check_alive()
     if scenario.steps:
         _run_steps(cluster, scenario, workers, result, env)
     cluster.check_alive()
+
+
+def _settle(cluster: Cluster, scenario: Scenario) -> None:
+    """Sleep ``settle_s``, then until every node is quiet if the scenario asks for it."""
+    time.sleep(scenario.settle_s)
+    if not scenario.quiet_cores:
+        return
+    deadline = time.monotonic() + scenario.connect_timeout_s
+    last = cluster.sample()
+    while time.monotonic() < deadline:
+        time.sleep(1.0)
+        now = cluster.sample()
+        spent = max(b - a for a, b in zip(last.nodes_cpu_ns, now.nodes_cpu_ns, strict=True))
+        if spent < scenario.quiet_cores * (now.t_ns - last.t_ns):
+            return
+        last = now
 
 
 def _profile(cluster: Cluster, env: Env, phase: str) -> Callable[[], str | None] | None:

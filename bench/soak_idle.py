@@ -1,10 +1,10 @@
-"""``python -m bench.soak_idle``: reliability-matrix row K1, idle capacity over minutes.
+"""``python -m bench.soak_idle``: scenario K1 of docs/reliability.md, idle capacity.
 
 One ``aether-bridge serve`` node on a throwaway Redis holds N connections (default 1,000,
 spread over 20 groups); each sends a heartbeat every ``--interval`` seconds (default 10, the
 first ones staggered over an interval) for ``--duration`` seconds (default 600). Printed: RSS per
 connection at the start and the end, heartbeat round-trip percentiles, replies missing, and
-connections lost. Matrix pass figures: ≤ 40 KiB per connection, heartbeat p99 ≤ 50 ms.
+connections lost. K1's pass figures: ≤ 40 KiB per connection, heartbeat p99 ≤ 50 ms.
 """
 
 from __future__ import annotations

@@ -90,7 +90,7 @@ SYSTEMS = {
     s.name: s
     for s in (
         System("project", "aether-bridge (V3)", "v3", _project, project=True),
-        # The same code with history and recovery off (contract section 8): beside ``project``
+        # The same code with history and recovery off (docs/design.md section 9): beside ``project``
         # (history on, the default of 1,000 messages per stream) it gives what history costs.
         System(
             "project-nohistory",

@@ -11,6 +11,8 @@ from typing import Annotated
 from fastapi import Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from .node_state import node_of
+
 
 class ApiUnauthorized(Exception):
     """Answered 401 with ``code: unauthorized`` (see ``create_app``)."""
@@ -34,7 +36,7 @@ def require_api_token(
 
 def check_api_token(request: Request) -> None:
     """Raise ApiUnauthorized unless no token is configured or the right one is presented."""
-    expected: str | None = request.app.state.settings.api_token
+    expected = node_of(request).settings.api_token
     if expected is None:
         return
     scheme, _, presented = request.headers.get("authorization", "").partition(" ")

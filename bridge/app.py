@@ -1,4 +1,6 @@
-"""create_app(settings): the wiring. Backends and the manager live for the app's lifespan."""
+"""create_app(settings): the wiring. The lifespan opens the backends, the manager and the rest,
+and leaves them on ``app.state.node`` (a NodeState) while the app runs.
+"""
 
 from __future__ import annotations
 
@@ -18,18 +20,20 @@ from v3_core.manager import ConnectionLimits
 from v3_core.ratelimit import RateLimit
 from v3_core.streams import HistoryPolicy
 
-from . import admin_api, docs_api, http_api, log_redaction, ops_api, sockets, worker_metrics
+from . import docs_api, http_api, log_redaction, ops_api, sockets, worker_metrics
 from .api_token import ApiUnauthorized
 from .auth import TokenPolicy
 from .dead_letter_store import DeadLetterStore, open_dead_letter_store
 from .dead_letters import DeadLetters
 from .metrics import metrics_registry
 from .node_registry import NodeStore, open_node_store
+from .node_state import NodeState
 from .ops_state import NodeHeartbeat
 from .problems import install_openapi, invalid_request
 from .settings import Settings
-from .v2_node import V2Control
-from .v2_store import V2Store, open_v2_store
+from .v2 import http as v2_http
+from .v2.control import V2Control
+from .v2.store import V2Store, open_v2_store
 
 log = logging.getLogger("aether.bridge")
 
@@ -125,23 +129,25 @@ def create_app(
                 metrics_registry(manager, v2_control, dead_letters), metrics_dir
             ) as metrics,
         ):
-            app.state.settings = settings
-            app.state.token_policy = (
-                TokenPolicy(settings.auth_secret, settings.auth_audience)
-                if settings.auth_secret
-                else None
+            app.state.node = NodeState(
+                settings=settings,
+                manager=manager,
+                id_mapper=id_mapper,
+                v2_dialect=V2Dialect(
+                    id_mapper,
+                    allow_broadcast=settings.client_broadcast,
+                    new_ids_per_connection=settings.new_ids_per_connection,
+                ),
+                v2_control=v2_control,
+                dead_letters=dead_letters,
+                heartbeat=heartbeat,
+                metrics=metrics,
+                token_policy=(
+                    TokenPolicy(settings.auth_secret, settings.auth_audience)
+                    if settings.auth_secret
+                    else None
+                ),
             )
-            app.state.manager = manager
-            app.state.id_mapper = id_mapper
-            app.state.v2 = V2Dialect(
-                id_mapper,
-                allow_broadcast=settings.client_broadcast,
-                new_ids_per_connection=settings.new_ids_per_connection,
-            )
-            app.state.v2_control = v2_control
-            app.state.dead_letters = dead_letters
-            app.state.heartbeat = heartbeat
-            app.state.metrics = metrics
             try:
                 await backends.broker.wait_ready(READY_WAIT)
             except TimeoutError:
@@ -163,7 +169,7 @@ def create_app(
     app.include_router(docs_api.router)
     app.include_router(docs_api.assets)
     app.include_router(http_api.router)
-    app.include_router(admin_api.router)
+    app.include_router(v2_http.router)
     app.include_router(ops_api.pages)
     app.include_router(ops_api.router)
     install_openapi(app)

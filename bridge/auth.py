@@ -1,4 +1,4 @@
-"""Handshake authentication (reliability matrix X2, X3): a signed token per socket, opt-in.
+"""Handshake authentication (docs/reliability.md, X2 and X3): a signed token per socket, opt-in.
 
 With ``AETHER_AUTH_SECRET`` set, every WebSocket must present a JWT (HS256) whose ``sub`` is the
 path's client ID and whose ``groups`` name the path's group (or ``"*"``), with an ``exp``; with

@@ -1,6 +1,6 @@
 """``aether-bridge serve``: flags (or AETHER_* variables) -> Settings -> uvicorn.
 
-``aether-bridge v2 ...`` (the V2 phase-out controls) lives in v2_cli.
+``aether-bridge v2 ...`` (the V2 phase-out controls) lives in bridge/v2/cli.py.
 """
 
 from __future__ import annotations
@@ -16,11 +16,12 @@ import uvicorn
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
-from . import node_server, v2_cli, worker_metrics
+from . import node_server, worker_metrics
 from .app import app_from_env, configure_logging, create_app
 from .settings import Settings
 from .sockets import SocketRouter
 from .uvicorn_ws import server_options
+from .v2 import cli as v2_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -117,7 +118,7 @@ def freeze_startup_heap() -> None:
     collect the young generations less often.
 
     Those ~70,000 objects live as long as the process, yet each full collection walked them
-    all: about 40 ms with the event loop stopped (docs/performance.md). Collected first, so
+    all: about 40 ms with the event loop stopped (docs/decisions/). Collected first, so
     no startup garbage is frozen with them. The first threshold (10,000 allocations instead
     of 700) lets the short-lived objects of a message or a heartbeat die before a collection
     looks at them, so far fewer survive into the oldest generation; it is their number that

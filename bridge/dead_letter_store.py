@@ -19,8 +19,7 @@ from typing import Any, Protocol
 import orjson
 import redis.asyncio as aioredis
 
-from v3_core.backends.redis_broker import REDIS_ERRORS, redis_client
-from v3_core.errors import BackendUnavailable
+from v3_core.backends.redis_client import backend_errors, redis_client
 
 DEFAULT_KEEP = 10
 DEFAULT_TTL = 3 * 86400.0
@@ -165,10 +164,8 @@ class RedisDeadLetterStore:
         return {_text(k): int(v) for k, v in fields.items()}
 
     async def _call(self, pending: Any) -> Any:
-        try:
+        with backend_errors("dead letter store call failed"):
             return await pending
-        except REDIS_ERRORS as exc:
-            raise BackendUnavailable(f"dead letter store call failed: {exc}") from exc
 
     async def aclose(self) -> None:
         await self._redis.aclose()

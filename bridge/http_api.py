@@ -9,20 +9,16 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.requests import ClientDisconnect
 
-from v3_core import BackendUnavailable, ConnectionManager, MessageRejected, MessageV3, is_vision_id
+from v3_core import BackendUnavailable, MessageRejected, MessageV3, is_vision_id
 from v3_core.messages import parse_server_message
 
 from .api_token import require_api_token
 from .metrics import render
+from .node_state import node_of
 from .problems import problem_responses
 from .sockets import origin_allowed
 
 router = APIRouter()
-
-
-def _manager(request: Request) -> ConnectionManager:
-    manager: ConnectionManager = request.app.state.manager
-    return manager
 
 
 @router.get("/healthz")
@@ -35,10 +31,11 @@ async def healthz() -> dict[str, str]:
     responses={503: {"description": "Draining, or the broker (Redis) does not answer."}},
 )
 async def readyz(request: Request) -> JSONResponse:
-    if _manager(request).draining:
+    manager = node_of(request).manager
+    if manager.draining:
         return JSONResponse({"status": "draining"}, status_code=503)
     try:
-        await _manager(request).ping()
+        await manager.ping()
     except BackendUnavailable as exc:
         return JSONResponse({"status": "unavailable", "detail": str(exc)}, status_code=503)
     return JSONResponse({"status": "ready"})
@@ -50,7 +47,7 @@ async def readyz(request: Request) -> JSONResponse:
     responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text"}},
 )
 async def metrics(request: Request) -> Response:
-    return Response(render(request.app.state.metrics), media_type=CONTENT_TYPE_LATEST)
+    return Response(render(node_of(request).metrics), media_type=CONTENT_TYPE_LATEST)
 
 
 @router.get(
@@ -62,7 +59,7 @@ async def presence(group_id: str, request: Request) -> JSONResponse:
     if not is_vision_id(group_id):
         return _problem(400, "invalid-id", f"{group_id[:40]!r} is not a Vision ID")
     try:
-        clients = await _manager(request).members(group_id)
+        clients = await node_of(request).manager.members(group_id)
     except BackendUnavailable as exc:
         return _problem(503, "backend-unavailable", str(exc))
     return JSONResponse({"group_id": group_id, "clients": clients})
@@ -100,7 +97,8 @@ async def post_message(request: Request) -> JSONResponse:
     Refused before the body is read: a type other than JSON (a cross-site form or a
     ``text/plain`` fetch needs no CORS preflight), a foreign Origin, a declared size too big.
     """
-    settings = request.app.state.settings
+    node = node_of(request)
+    settings = node.settings
     if not _is_json(request.headers.get("content-type", "")):
         return _problem(
             415, "unsupported-media-type", "send the message as Content-Type: application/json"
@@ -119,8 +117,8 @@ async def post_message(request: Request) -> JSONResponse:
         )
     try:
         message = parse_server_message(body)
-        await _manager(request).publish(message)
-        _manager(request).count_traffic("http", message.target)
+        await node.manager.publish(message)
+        node.manager.count_traffic("http", message.target)
     except MessageRejected as rejected:
         status = 503 if rejected.code == "publish-failed" else 422
         return _problem(status, rejected.code, rejected.detail)

@@ -6,8 +6,12 @@ protocol gives each phase a deadline: the head must arrive within ``handshake_ti
 connection opening (or of the previous response), the body within ``body_timeout`` of the
 head. Connections still in either phase are "pending"; past ``max_pending`` the oldest is
 closed, so an attacker's idle sockets cannot use up the node's file descriptors while a
-client that sends its request at once (a probe, a handshake) still gets in. After the
-upgrade the WebSocket protocol takes over the transport: no timer, no per-frame cost.
+client that sends its request at once (a probe, a handshake) still gets in. A connection
+pending for less than ``grace`` is not closed for the cap: in a reconnect storm thousands of
+honest clients are between their TCP handshake and their request at once (a round trip on a
+mobile network, or a busy client), and the cap is then passed for that long rather than
+enforced on them. After the upgrade the WebSocket protocol takes over the transport: no
+timer, no per-frame cost.
 """
 
 from __future__ import annotations
@@ -46,10 +50,13 @@ class HttpGuard:
     processes with the config) and each process keeps its own pending set.
     """
 
-    def __init__(self, handshake_timeout: float, body_timeout: float, max_pending: int) -> None:
+    def __init__(
+        self, handshake_timeout: float, body_timeout: float, max_pending: int, grace: float
+    ) -> None:
         self.handshake_timeout = handshake_timeout
         self.body_timeout = body_timeout
         self.max_pending = max_pending
+        self.grace = grace
         self.pending: dict[GuardedH11Protocol, None] = {}
         self.evicted = 0  # since the last warning: one line per LOG_EVERY at most
         self.logged_at = 0.0
@@ -60,10 +67,13 @@ class HttpGuard:
     def __call__(self, **kwargs: Any) -> GuardedH11Protocol:
         return GuardedH11Protocol(guard=self, **kwargs)
 
-    def admit(self, protocol: GuardedH11Protocol) -> None:
-        """Count ``protocol`` as pending; past the cap, close the oldest pending one."""
+    def admit(self, protocol: GuardedH11Protocol, now: float) -> None:
+        """Count ``protocol`` as pending; past the cap, close the oldest pending one, unless
+        it has been pending for less than the grace period."""
         while self.max_pending and len(self.pending) >= self.max_pending:
             oldest = next(iter(self.pending))
+            if now - oldest.pending_since < self.grace:
+                break
             del self.pending[oldest]
             oldest.expire(EVICTED)
             self._count_eviction()
@@ -95,6 +105,7 @@ class GuardedH11Protocol(H11Protocol):
         self.deadline: asyncio.TimerHandle | None = None  # the current phase's
         self.bytes_in_phase = False
         self.upgraded = False  # the transport is the WebSocket protocol's now
+        self.pending_since = 0.0  # loop time it last became pending
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -137,7 +148,8 @@ class GuardedH11Protocol(H11Protocol):
             self.guard.release(self)
             return
         if phase == HEAD and self not in self.guard.pending:
-            self.guard.admit(self)
+            self.pending_since = self.loop.time()
+            self.guard.admit(self, self.pending_since)
         seconds = self.guard.handshake_timeout if phase == HEAD else self.guard.body_timeout
         response = HEAD_TIMEOUT if phase == HEAD else BODY_TIMEOUT
         self.deadline = self.loop.call_later(seconds, self.expire, response)

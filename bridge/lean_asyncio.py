@@ -1,8 +1,8 @@
 """A queue and an event for one WebSocket connection, without asyncio's up-front deques.
 
 asyncio.Queue allocates three deques and asyncio.Event one, about 760 bytes each before
-anything is queued or awaited; uvicorn gives every connection one of each: 3 KiB of an idle
-connection's 20. These keep a list, allocated empty, and a waiter only while one waits.
+anything is queued or awaited; uvicorn gives every connection one of each: 3 KiB per idle
+connection. These keep a list, allocated empty, and a waiter only while one waits.
 """
 
 from __future__ import annotations

@@ -17,8 +17,8 @@ from v3_core import ConnectionManager
 from v3_core.latency import Histogram
 
 from .dead_letters import DeadLetters
-from .v2_node import V2Control
-from .v2_policy import GLOBAL, MODES
+from .v2.control import V2Control
+from .v2.policy import GLOBAL, MODES
 from .version import VERSION
 
 _COUNTERS = {
@@ -131,7 +131,7 @@ class ManagerCollector(Collector):
 
 
 class V2Collector(Collector):
-    """Legacy V2 use on this node, and the V2 mode this node applies (contract section 7)."""
+    """Legacy V2 use on this node, and the V2 mode this node applies (docs/ops-runbook.md §8)."""
 
     def __init__(self, v2: V2Control) -> None:
         self._v2 = v2

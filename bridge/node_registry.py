@@ -17,8 +17,7 @@ from typing import Any, Protocol
 import orjson
 import redis.asyncio as aioredis
 
-from v3_core.backends.redis_broker import REDIS_ERRORS, redis_client
-from v3_core.errors import BackendUnavailable
+from v3_core.backends.redis_client import backend_errors, redis_client
 
 STALE_AFTER = 3  # heartbeat intervals without an update: the node is gone
 FORGET_AFTER = 3600.0  # seconds after which a gone node's entry is deleted
@@ -107,10 +106,8 @@ class RedisNodeStore:
         return sorted(found, key=_order)
 
     async def _call(self, pending: Any) -> Any:
-        try:
+        with backend_errors("node registry call failed"):
             return await pending
-        except REDIS_ERRORS as exc:
-            raise BackendUnavailable(f"node registry call failed: {exc}") from exc
 
     async def aclose(self) -> None:
         await self._redis.aclose()

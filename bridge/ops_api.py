@@ -21,7 +21,8 @@ from fastapi.security import HTTPAuthorizationCredentials
 from v3_core import BackendUnavailable, ConnectionRejected, is_legacy_int, is_vision_id
 
 from .api_token import bearer, check_api_token
-from .ops_state import NodeHeartbeat, cluster_json
+from .node_state import node_of
+from .ops_state import cluster_json
 from .problems import problem_responses
 
 STATIC = Path(__file__).with_name("ops_static")
@@ -44,7 +45,7 @@ class OpsForbidden(Exception):
 
 def from_loopback(request: Request) -> None:
     """Without an API token, only a request from this machine may see the ops page."""
-    if request.app.state.settings.api_token is not None:
+    if node_of(request).settings.api_token is not None:
         return
     host = request.client.host if request.client is not None else ""
     try:
@@ -91,16 +92,13 @@ def _file(name: str) -> FileResponse:
 @router.get("/cluster")
 async def cluster(request: Request) -> JSONResponse:
     """Nodes, traffic over the last minutes, and groups with their V2 mode."""
-    heartbeat: NodeHeartbeat = request.app.state.heartbeat
+    node = node_of(request)
     warning = None
     try:
-        nodes = await heartbeat.nodes()
+        nodes = await node.heartbeat.nodes()
     except BackendUnavailable as exc:
-        nodes, warning = [heartbeat.info()], f"other nodes unknown: {exc}"
-    state = request.app.state
-    body = cluster_json(
-        nodes, state.v2_control, state.settings.node_id, state.id_mapper.cached_legacy
-    )
+        nodes, warning = [node.heartbeat.info()], f"other nodes unknown: {exc}"
+    body = cluster_json(nodes, node.v2_control, node.settings.node_id, node.id_mapper.cached_legacy)
     if warning is not None:
         body["warning"] = warning
     return JSONResponse(body)
@@ -112,8 +110,9 @@ async def presence(group: str, request: Request) -> JSONResponse:
     if not (is_vision_id(group) or is_legacy_int(group)):
         return _problem(400, "invalid-id", f"{group[:40]!r} is not a Vision ID or an integer")
     try:
-        resolved = await request.app.state.id_mapper.resolve("group", group)
-        clients = await request.app.state.manager.members(resolved.vision_id)
+        node = node_of(request)
+        resolved = await node.id_mapper.resolve("group", group)
+        clients = await node.manager.members(resolved.vision_id)
     except ConnectionRejected as exc:
         return _problem(503 if exc.close_code == 1013 else 400, "invalid-id", exc.reason)
     except BackendUnavailable as exc:

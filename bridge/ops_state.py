@@ -26,7 +26,7 @@ from .node_registry import (
     sum_traffic,
 )
 from .periodic import every
-from .v2_node import V2Control
+from .v2.control import V2Control
 from .version import VERSION
 
 log = logging.getLogger("aether.ops")

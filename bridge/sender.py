@@ -1,7 +1,8 @@
 """The Sender a Connection writes through: raw ASGI, with two shortcuts for uvicorn.
 
-Both reach the uvicorn websockets-sansio protocol behind the ASGI callables, and fall back to
-plain ASGI under any other server:
+It is a socket's one write path: the answer to its handshake (accept, reject, refuse) and
+every frame after. The shortcuts reach the uvicorn websockets-sansio protocol behind the ASGI
+callables, and fall back to plain ASGI under any other server:
 - `write_now` writes a frame built once per message straight to the transport while it is
   writable: fan-out then costs one ``transport.write`` per recipient, like websockets'
   broadcast(), instead of a task switch and an ASGI send per recipient.
@@ -20,6 +21,7 @@ from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 
 from v3_core.connection import Outgoing
+from v3_core.errors import CloseCode
 
 from .asgi import Receive, Send
 
@@ -45,6 +47,23 @@ class AsgiSender:
         self._direct = (
             conn is not None and not conn.extensions and hasattr(self._protocol, "writable")
         )
+
+    async def accept(self, subprotocol: str | None = None) -> None:
+        """Complete the handshake; ``subprotocol``: the one the client offered, echoed back."""
+        await self._send({"type": "websocket.accept", "subprotocol": subprotocol})
+
+    async def refuse(self) -> None:
+        """Close before the handshake completes: the server answers it with HTTP 403."""
+        await self._send({"type": "websocket.close", "code": CloseCode.POLICY_VIOLATION})
+
+    async def reject(self, code: int, reason: str, *, subprotocol: str | None = None) -> None:
+        """Accept, then close with the code and reason: browsers only show reasons after accept.
+
+        ``subprotocol``: the one the client offered (its token's), echoed so the handshake
+        completes and the client sees the close code, not a failed handshake (1006).
+        """
+        await self.accept(subprotocol)
+        await self.close(code, reason)
 
     def write_now(self, message: Outgoing) -> bool:
         if not self._direct:

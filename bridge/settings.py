@@ -46,10 +46,12 @@ class Settings(BaseSettings):
     # Slow or idle clients (slowloris; bridge/http_guard.py). A request's head (a WebSocket
     # handshake is one) must arrive within handshake_timeout of the connection opening or of
     # the previous response; its body within body_timeout of the head; else 408 and closed.
-    # Past max_pending_connections sockets in those phases the oldest is closed; 0: no cap.
+    # Past max_pending_connections sockets in those phases the oldest is closed, once it has
+    # been pending for pending_grace seconds (a storm's honest clients are not); 0: no cap.
     handshake_timeout: float = Field(5.0, gt=0)
     body_timeout: float = Field(10.0, gt=0)
     max_pending_connections: int = Field(512, ge=0)
+    pending_grace: float = Field(1.0, ge=0)
 
     # Inbound rate limit per connection (docs/ops-runbook.md); 0 for rate or burst: no limit.
     rate_limit: float = Field(100.0, ge=0)  # messages/s sustained
@@ -60,12 +62,12 @@ class Settings(BaseSettings):
     max_connections_per_client: int = Field(0, ge=0)  # one client_id's sockets; over it: 4529
     max_connections: int = Field(0, ge=0)  # all sockets of the node; over it: 1013
 
-    # History and recovery (contract section 8); history_size 0 turns them off.
+    # History and recovery (docs/design.md section 9); history_size 0 turns them off.
     history_size: int = Field(1000, ge=0)
     history_ttl: float = Field(300.0, gt=0)
 
-    # SIGTERM (contract section 9): not ready for drain_seconds, then 1012 closes spread over
-    # close_spread_seconds. Single-process nodes; uvicorn's own workers close all at once.
+    # SIGTERM (docs/ops-runbook.md §6): not ready for drain_seconds, then 1012 closes spread
+    # over close_spread_seconds. Single-process nodes; uvicorn's own workers close all at once.
     drain_seconds: float = Field(0.0, ge=0)
     close_spread_seconds: float = Field(0.0, ge=0)
 

@@ -3,22 +3,22 @@
 A socket lives for hours, and every frame of the call stack under it lives as long: raw ASGI
 keeps that stack a few frames deep, where FastAPI's middleware and routing would hold a dozen
 coroutines per connection. HTTP requests still go to the FastAPI app.
-V3 and legacy sockets share `serve_socket`; they differ in how path IDs are resolved and in the
-Dialect that parses and renders their frames.
+V3 and legacy sockets share `serve_socket`. What differs (how path IDs are resolved, the Dialect
+that parses and renders their frames, the V2 phase-out's say) is settled first, in a `SocketPlan`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import re
 import time
-from collections.abc import Callable
 from contextlib import AbstractContextManager
-from typing import Any
+from dataclasses import dataclass, field
 from urllib.parse import parse_qs
+
+from starlette.applications import Starlette
 
 from translators import IdMapper, legacy_tags
 from v3_core import (
@@ -36,7 +36,9 @@ from v3_core.streams import Position, StreamName, parse_recover
 
 from .asgi import ASGIApp, Receive, Scope, Send
 from .auth import authenticate, take_credentials
+from .node_state import NodeState, started_node
 from .sender import AsgiSender
+from .v2.control import V2Control
 
 log = logging.getLogger("aether.sockets")
 
@@ -47,36 +49,43 @@ SOCKET_PATH = re.compile(r"^/(v3/ws|ws|ws_redis)/group/([^/]+)/client/([^/]+)$")
 class SocketRouter:
     """The node's ASGI entry point: our WebSocket paths here, everything else to ``http_app``."""
 
-    def __init__(self, http_app: Any) -> None:
+    def __init__(self, http_app: Starlette) -> None:
         self.http_app: ASGIApp = http_app
-        self.state = http_app.state  # what the lifespan put there: manager, settings, ...
+        self._state = http_app.state  # where the lifespan puts the NodeState
+
+    @property
+    def node(self) -> NodeState | None:
+        """The running node, or None before the lifespan started (or if it never did)."""
+        return started_node(self._state)
 
     async def drain(self) -> None:
         """Before the server stops: not ready for ``drain_seconds``, so a load balancer stops
         sending new clients while the node still serves (and accepts) them."""
-        manager: ConnectionManager | None = getattr(self.state, "manager", None)
-        if manager is None or not self.state.settings.drain_seconds:
+        node = self.node
+        if node is None or not node.settings.drain_seconds:
             return
-        manager.draining = True
-        seconds = self.state.settings.drain_seconds
+        node.manager.draining = True
+        seconds = node.settings.drain_seconds
         log.info("draining: not ready for %.1fs before closing its sockets", seconds)
         await asyncio.sleep(seconds)
 
     async def close_sockets(self) -> None:
         """Every socket closed with 1012, paced over ``close_spread_seconds``; legacy
         clients' positions are stored before their close (they recover elsewhere)."""
-        manager: ConnectionManager | None = getattr(self.state, "manager", None)
-        if manager is None:  # the lifespan never started
+        node = self.node
+        if node is None:  # the lifespan never started
             return
-        spread = self.state.settings.close_spread_seconds
-        await manager.close_all(CloseCode.SERVICE_RESTART, "server restarting", spread=spread)
+        spread = node.settings.close_spread_seconds
+        await node.manager.close_all(CloseCode.SERVICE_RESTART, "server restarting", spread=spread)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "websocket":
             await self.http_app(scope, receive, send)
         elif match := SOCKET_PATH.match(scope["path"]):
+            node = self.node
+            assert node is not None, "a server sends no socket before the lifespan started"
             kind, group_id, client_id = match.groups()
-            await handle_socket(self.state, scope, receive, send, kind, group_id, client_id)
+            await handle_socket(node, scope, receive, send, kind, group_id, client_id)
         else:
             await not_found(scope, receive, send)
 
@@ -107,41 +116,63 @@ async def not_found(scope: Scope, receive: Receive, send: Send) -> None:
     await send({"type": "websocket.http.response.body", "body": NOT_FOUND})
 
 
+@dataclass(slots=True)
+class SocketPlan:
+    """What ``serve_socket`` needs to know about one socket, settled before it is accepted.
+
+    Who it is (the Vision IDs, and its tags: the database integers legacy clients see), how it
+    speaks, and how its handshake went. One per socket, kept while it is open.
+    """
+
+    group_id: str
+    client_id: str
+    dialect: Dialect
+    tags: Tags = field(default_factory=lambda: NO_TAGS)  # translators.legacy_tags
+    subprotocol: str | None = None  # the one the client offered, accepted back
+    started: float = 0.0  # perf_counter() at the connect event, for the handshake histogram
+    expires_at: float | None = None  # unix seconds: its token expires, the socket closes (4501)
+    recover: dict[StreamName, Position] | None = None  # what a V3 client last saw
+    greeting: str | None = None  # a legacy client's first frame (the deprecation notice)
+    v2_control: V2Control | None = None  # a legacy socket is counted while it is open
+
+
 async def handle_socket(
-    state: Any, scope: Scope, receive: Receive, send: Send, kind: str, group_id: str, client_id: str
+    node: NodeState,
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    kind: str,
+    group_id: str,
+    client_id: str,
 ) -> None:
     if (await receive())["type"] != "websocket.connect":
         return
     started = time.perf_counter()
     credentials = take_credentials(scope)  # out of the query string before uvicorn logs it
-    if not origin_allowed(scope, state.settings.allowed_origins):
-        await send({"type": "websocket.close", "code": CloseCode.POLICY_VIOLATION})  # HTTP 403
+    sender = AsgiSender(receive, send)
+    if not origin_allowed(scope, node.settings.allowed_origins):
+        await sender.refuse()  # HTTP 403
         return
     try:
         expires_at = None
-        if state.token_policy is not None:
-            expires_at = authenticate(state.token_policy, credentials.token, group_id, client_id)
+        if node.token_policy is not None:
+            expires_at = authenticate(node.token_policy, credentials.token, group_id, client_id)
         if kind == "v3/ws":
-            options = await v3_options(state, group_id, client_id)
-            options["recover"] = recover_positions(scope)
+            plan = await v3_plan(node, group_id, client_id)
+            plan.recover = recover_positions(scope)
         else:
-            options = await legacy_options(state, group_id, client_id)
-            # V2 phase-out (bridge/v2_node.py): refuse, or greet with a deprecation notice.
-            greeting = state.v2_control.admit(options["group_id"], options["client_id"])
-            options["greeting"] = greeting
-            options["track"] = functools.partial(
-                state.v2_control.track, greeted=greeting is not None
-            )
+            plan = await legacy_plan(node, group_id, client_id)
     except ConnectionRejected as rejection:
-        await reject(send, rejection, accepted=False, subprotocol=credentials.subprotocol)
+        await sender.reject(
+            rejection.close_code, rejection.reason, subprotocol=credentials.subprotocol
+        )
         return
     # The bearer subprotocol a client offered is accepted back, with or without a token
     # policy: a client whose offer is not answered must fail the handshake (RFC 6455).
-    options["subprotocol"] = credentials.subprotocol
-    options["started"] = started
-    if state.token_policy is not None:
-        options["expires_at"] = expires_at
-    await serve_socket(state.manager, receive, send, **options)
+    plan.subprotocol = credentials.subprotocol
+    plan.started = started
+    plan.expires_at = expires_at
+    await serve_socket(node.manager, receive, sender, plan)
 
 
 def origin_allowed(scope: Scope, allowed: list[str]) -> bool:
@@ -152,20 +183,16 @@ def origin_allowed(scope: Scope, allowed: list[str]) -> bool:
     return not origins or origins[0].decode("latin-1") in allowed
 
 
-async def v3_options(state: Any, group_id: str, client_id: str) -> dict[str, Any]:
+async def v3_plan(node: NodeState, group_id: str, client_id: str) -> SocketPlan:
     for name, value in (("group_id", group_id), ("client_id", client_id)):
         if not is_vision_id(value):
             raise ConnectionRejected(
                 CloseCode.POLICY_VIOLATION,
                 f"{name} {value[:40]!r} is not a Vision ID; {MIGRATION_HINT}",
             )
-    group_legacy, client_legacy = await legacy_ids(state.id_mapper, group_id, client_id)
-    return {
-        "group_id": group_id,
-        "client_id": client_id,
-        "dialect": state.manager.v3,
-        "tags": legacy_tags(group=group_legacy, client=client_legacy),
-    }
+    group_legacy, client_legacy = await legacy_ids(node.id_mapper, group_id, client_id)
+    tags = legacy_tags(group=group_legacy, client=client_legacy)
+    return SocketPlan(group_id, client_id, node.manager.v3, tags)
 
 
 def recover_positions(scope: Scope) -> dict[StreamName, Position] | None:
@@ -182,18 +209,21 @@ def recover_positions(scope: Scope) -> dict[StreamName, Position] | None:
         raise ConnectionRejected(CloseCode.POLICY_VIOLATION, str(exc)[:120]) from None
 
 
-async def legacy_options(state: Any, group_id: str, client_id: str) -> dict[str, Any]:
+async def legacy_plan(node: NodeState, group_id: str, client_id: str) -> SocketPlan:
     """Legacy V2 clients: IDs may be database integers; frames are translated both ways."""
-    mapper: IdMapper = state.id_mapper
     # Resolved before registering, so a failed lookup leaves no presence behind.
-    group = await mapper.resolve("group", group_id)
-    client = await mapper.resolve("client", client_id)
-    return {
-        "group_id": group.vision_id,
-        "client_id": client.vision_id,
-        "dialect": state.v2,
-        "tags": legacy_tags(group=group.legacy, client=client.legacy),
-    }
+    group = await node.id_mapper.resolve("group", group_id)
+    client = await node.id_mapper.resolve("client", client_id)
+    # V2 phase-out (bridge/v2/control.py): refuse, or greet with a deprecation notice.
+    greeting = node.v2_control.admit(group.vision_id, client.vision_id)
+    return SocketPlan(
+        group.vision_id,
+        client.vision_id,
+        node.v2_dialect,
+        legacy_tags(group=group.legacy, client=client.legacy),
+        greeting=greeting,
+        v2_control=node.v2_control,
+    )
 
 
 async def legacy_ids(mapper: IdMapper, group_id: str, client_id: str) -> tuple[str, str]:
@@ -210,72 +240,46 @@ async def legacy_ids(mapper: IdMapper, group_id: str, client_id: str) -> tuple[s
     return group or "", client or ""
 
 
-async def reject(
-    send: Send, rejection: ConnectionRejected, *, accepted: bool, subprotocol: str | None = None
-) -> None:
-    """Accept, then close with the code and reason: browsers only show reasons after accept.
-
-    ``subprotocol``: the one the client offered (its token's), echoed so the handshake
-    completes and the client sees the close code, not a failed handshake (1006).
-    """
-    if not accepted:
-        await send({"type": "websocket.accept", "subprotocol": subprotocol})
-    await send(
-        {"type": "websocket.close", "code": rejection.close_code, "reason": rejection.reason}
-    )
-
-
 async def serve_socket(
-    manager: ConnectionManager,
-    receive: Receive,
-    send: Send,
-    *,
-    group_id: str,
-    client_id: str,
-    dialect: Dialect,
-    tags: Tags = NO_TAGS,
-    greeting: str | None = None,
-    track: Callable[[Connection], AbstractContextManager[None]] | None = None,
-    subprotocol: str | None = None,
-    expires_at: float | None = None,
-    recover: dict[StreamName, Position] | None = None,
-    started: float | None = None,
+    manager: ConnectionManager, receive: Receive, sender: AsgiSender, plan: SocketPlan
 ) -> None:
-    """Register, accept, send ``greeting`` if any, then loop over frames (inside ``track``).
-
-    ``expires_at`` (unix seconds): the socket's token expires then, and it is closed with 4501.
-    ``recover``: the positions a V3 client last saw; legacy clients resume from positions
-    their last connection left (the manager finds them). ``started``: perf_counter() at the
-    connect event, for the handshake histogram.
+    """Register, accept, send the greeting if any, then loop over frames (counted as V2 use
+    for a legacy socket). Legacy clients resume from positions their last connection left
+    (the manager finds them); V3 clients from ``plan.recover``.
     """
-    sender = AsgiSender(receive, send)
     try:
         async with manager.connect(
-            group_id,
-            client_id,
+            plan.group_id,
+            plan.client_id,
             sender,
-            dialect=dialect,
-            tags=tags,
-            recover=recover,
+            dialect=plan.dialect,
+            tags=plan.tags,
+            recover=plan.recover,
         ) as conn:
-            await send({"type": "websocket.accept", "subprotocol": subprotocol})
-            if started is not None:
-                manager.latency.handshake.observe(time.perf_counter() - started)
-            if greeting is not None:
+            await sender.accept(plan.subprotocol)
+            manager.latency.handshake.observe(time.perf_counter() - plan.started)
+            if plan.greeting is not None:
                 # Before the writer starts, so it is the first frame, ahead of queued events.
-                await send({"type": "websocket.send", "text": greeting})
+                await sender.send_text(plan.greeting)
             conn.start_writer()
             try:
                 await manager.recover(conn)  # what it missed, before any live message
             except OSError:  # the client left during its replay (uvicorn: ClientDisconnected)
                 return
-            with track(conn) if track is not None else contextlib.nullcontext():
+            with _counted(plan, conn):
                 try:
-                    await _receive_until(expires_at, manager, conn, receive)
+                    await _receive_until(plan.expires_at, manager, conn, receive)
                 except ConnectionRejected as ended:  # rate limit (4529), token expiry (4501)
-                    await reject(send, ended, accepted=True)
+                    await sender.close(ended.close_code, ended.reason)
     except ConnectionRejected as rejection:
-        await reject(send, rejection, accepted=False, subprotocol=subprotocol)
+        await sender.reject(rejection.close_code, rejection.reason, subprotocol=plan.subprotocol)
+
+
+def _counted(plan: SocketPlan, conn: Connection) -> AbstractContextManager[None]:
+    """A legacy socket's V2 use, counted while it is open (``greeted``: it got the notice)."""
+    if plan.v2_control is None:
+        return contextlib.nullcontext()
+    return plan.v2_control.track(conn, greeted=plan.greeting is not None)
 
 
 async def _receive_until(

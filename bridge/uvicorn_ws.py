@@ -2,7 +2,7 @@
 
 - uvicorn holds the handshake's request, response and headers for a connection's whole life,
   though it, and our socket endpoints, only read them until the handshake completes: about
-  3 KiB of every idle connection's 21. They are dropped after the accept.
+  3 KiB per connection (docs/performance.md has the figures). They are dropped after the accept.
 - uvicorn answers every PING at once, whatever the socket's backpressure, and pings are not
   data frames, so they never pause reading: a client that floods pings and never reads grew
   the write buffer without bound (365 MB in 10 s). While writing is paused only the latest
@@ -195,7 +195,10 @@ def server_options(settings: Any) -> dict[str, Any]:
     return {
         # Deadlines on request heads and bodies, a cap on sockets that never send one.
         "http": HttpGuard(
-            settings.handshake_timeout, settings.body_timeout, settings.max_pending_connections
+            settings.handshake_timeout,
+            settings.body_timeout,
+            settings.max_pending_connections,
+            settings.pending_grace,
         ),
         "ws": LeanWebSocketProtocol,
         "ws_max_size": settings.max_message_bytes,

@@ -27,7 +27,7 @@ from bridge.node_registry import MemoryNodeStore
 from bridge.node_server import NodeServer
 from bridge.settings import Settings
 from bridge.uvicorn_ws import server_options
-from bridge.v2_store import MemoryV2Store
+from bridge.v2.store import MemoryV2Store
 from translators import MemoryIdStore
 from v3_core.backends import MemoryHub
 

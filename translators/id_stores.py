@@ -9,8 +9,7 @@ from typing import Literal, Protocol
 
 import redis.asyncio as aioredis
 
-from v3_core.backends.redis_broker import REDIS_ERRORS, redis_client
-from v3_core.errors import BackendUnavailable
+from v3_core.backends.redis_client import backend_errors, redis_client
 
 POOL_SIZE = 32  # concurrent ID store calls; more wait for a connection (up to the timeout)
 
@@ -77,7 +76,7 @@ class RedisIdStore:
     def __init__(self, url: str, *, prefix: str, timeout: float = 2.0) -> None:
         self._prefix = prefix
         # Every legacy connect reads here: a burst of them waits for a pooled connection
-        # rather than failing at redis-py's 100th concurrent call (matrix B4 found it).
+        # rather than failing at redis-py's 100th concurrent call (scenario B4 found it).
         self._redis: aioredis.Redis = redis_client(url, timeout=timeout, pool_size=POOL_SIZE)
         self._put = self._redis.register_script(_PUT_IF_ABSENT)
 
@@ -92,17 +91,13 @@ class RedisIdStore:
 
     async def put_if_absent(self, namespace: Namespace, legacy: str, vision_id: str) -> str:
         keys = [self._key(namespace, "l", legacy), self._key(namespace, "v", vision_id)]
-        try:
+        with backend_errors("ID store write failed"):
             winner = await self._put(keys, [vision_id, legacy])
-        except REDIS_ERRORS as exc:
-            raise BackendUnavailable(f"ID store write failed: {exc}") from exc
         return _text(winner)
 
     async def _get(self, key: str) -> str | None:
-        try:
+        with backend_errors("ID store read failed"):
             value = await self._redis.get(key)
-        except REDIS_ERRORS as exc:
-            raise BackendUnavailable(f"ID store read failed: {exc}") from exc
         return None if value is None else _text(value)
 
     async def aclose(self) -> None:

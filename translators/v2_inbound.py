@@ -1,4 +1,4 @@
-"""V2 frame text -> the WS_Message_V3 fields it stands for (contract section 6). Pure: no I/O.
+"""V2 frame text -> the WS_Message_V3 fields it stands for (docs/v2-dialect.md §1). Pure: no I/O.
 
 Each rule of the table in docs/v2-dialect.md is one branch here. IDs stay raw (a database
 integer or a Vision ID): mapping them needs the ID store, which is the dialect's job.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 
-from v3_core.backends.redis_url import REDIS_SCHEMES
+from v3_core.backends.redis_client import REDIS_SCHEMES
 
 from .id_mapping import IdMapper
 from .id_stores import IdStore, MemoryIdStore, RedisIdStore

@@ -31,7 +31,7 @@ Announce = Callable[[str, str, PresenceEvent], Awaitable[None]]
 
 @dataclass(frozen=True, slots=True)
 class ConnectionLimits:
-    """Connections one node admits; 0 means no limit (docs/ops-runbook.md, the settings).
+    """Connections one node admits; 0 means no limit (scenarios X7, X11 in docs/reliability.md).
 
     Counted per node (per process) from the registry, so the check costs no Redis round trip
     on connect; a cluster-wide count would. Across N nodes a client may hold N × per_client.

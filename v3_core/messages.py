@@ -70,7 +70,7 @@ class MessageV3(BaseModel):
     msg: str | None = None
     payload: dict[str, Any] | None = None
     sent_at: AwareDatetime | None = None
-    # Server-filled on messages of a stream (contract section 8); a client never sends them.
+    # Server-filled on messages of a stream (docs/design.md section 9); a client never sends them.
     offset: int | None = Field(None, ge=1, description="position in its stream (server-filled)")
     epoch: str | None = Field(None, description="the stream's history generation (server-filled)")
 
@@ -91,7 +91,7 @@ def encode(message: MessageV3) -> str:
 
 
 def error_reply(code: ErrorCode, detail: str, **extra: Any) -> str:
-    """The server-only ``error`` message a rejected sender receives (contract section 4)."""
+    """The server-only ``error`` reply a rejected sender receives (docs/v3-frontend-guide.md §5)."""
     reply = {
         "version": "3",
         "msg_type": "error",

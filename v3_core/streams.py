@@ -1,4 +1,4 @@
-"""Stream positions and the rules of history and recovery (contract section 8). Pure: no I/O.
+"""Stream positions and the rules of history and recovery (docs/design.md section 9). Pure: no I/O.
 
 Each group, each client (its ``direct`` messages) and the platform (``broadcast``) has a
 stream. The broker numbers every message of a stream as it appends it to history, so a

@@ -1,17 +1,23 @@
 """The CPython ceiling: one ``websockets`` process, groups in a dict, ``broadcast()``, no Redis.
 
 ``broadcast()`` writes the same frame to every member without awaiting or buffering per client,
-so this is the least work CPython can do per delivery over a real WebSocket.
+so this is the least work CPython can do per delivery over a real WebSocket. A V3 heartbeat is
+answered to its sender alone, as the gateway does (without presence): ``bench.capacity
+--system ws-ceiling`` measures the least an idle, heartbeating connection costs.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
+import orjson
 from websockets.asyncio.server import ServerConnection, broadcast, serve
 from websockets.exceptions import ConnectionClosed
 
 from bench.baselines.common import parse_args, payload_of, stamp
 
 PREFIX = "/v3/ws/group/"
+HEARTBEAT = b'"msg_type":"heartbeat"'
 
 
 async def handler(ws: ServerConnection, groups: dict[str, set[ServerConnection]]) -> None:
@@ -26,6 +32,9 @@ async def handler(ws: ServerConnection, groups: dict[str, set[ServerConnection]]
     try:
         while True:
             frame = await ws.recv(decode=False)
+            if HEARTBEAT in frame:
+                await ws.send(heartbeat_echo(group_id, client_id), text=True)
+                continue
             broadcast(members, stamp(payload_of(frame), group_id, client_id), text=True)
     except ConnectionClosed:
         pass
@@ -33,6 +42,19 @@ async def handler(ws: ServerConnection, groups: dict[str, set[ServerConnection]]
         members.discard(ws)
         if not members:
             groups.pop(group_id, None)
+
+
+def heartbeat_echo(group_id: str, client_id: str) -> bytes:
+    return orjson.dumps(
+        {
+            "version": "3",
+            "msg_type": "heartbeat",
+            "target": "echo",
+            "from_id": client_id,
+            "group_id": group_id,
+            "sent_at": datetime.now(UTC).isoformat(),
+        }
+    )
 
 
 async def main(host: str, port: int) -> None:

@@ -1,4 +1,4 @@
-"""Matrix rows X2 and X3: handshake tokens, opt-in with AETHER_AUTH_SECRET.
+"""Scenarios X2 and X3 (docs/reliability.md): handshake tokens, opt-in with AETHER_AUTH_SECRET.
 
 No, malformed, expired, other-audience or other-client tokens are refused (accepted, then
 closed 4501 with a reason); a good one opens the socket by query or by subprotocol; the token

@@ -1,4 +1,4 @@
-"""Matrix rows X7 and X11 over real sockets: a client over its limit gets 4529, a full node 1013.
+"""Scenarios X7 and X11 over real sockets: a client over its limit gets 4529, a full node 1013.
 
 The refused socket is accepted, then closed with the code and reason, and leaves no trace: no
 presence entry, no Redis key. On V3 and legacy paths, on both backends.

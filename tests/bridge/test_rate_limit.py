@@ -1,4 +1,4 @@
-"""Matrix row B3 over real sockets: a flooding client gets error replies, then 4529; its group
+"""Scenario B3 over real sockets: a flooding client gets error replies, then 4529; its group
 keeps working. On V3 and legacy paths, on both backends."""
 
 from __future__ import annotations

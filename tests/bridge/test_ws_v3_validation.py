@@ -1,4 +1,7 @@
-"""Contract section 4: every rejected message gets one error reply; nobody else gets anything."""
+"""Every rejected message gets one error reply; nobody else gets anything.
+
+The rules are in docs/v3-frontend-guide.md, section 5.
+"""
 
 from __future__ import annotations
 

@@ -10,8 +10,9 @@ import pytest
 from ..conftest import NodeProcess, wait_ready
 from .redis_server import RedisServer
 
-# The matrix's figures, scaled down so the whole tier runs in a few minutes (docs/reliability.md).
-TTL = 3.0  # AETHER_PRESENCE_TTL (matrix: 30 s)
+# The full-size scenarios' figures (docs/reliability.md section 6), scaled down so the whole
+# tier runs in a few minutes.
+TTL = 3.0  # AETHER_PRESENCE_TTL (full size: 30 s)
 PROBE = 1.0  # AETHER_PROBE_INTERVAL (default 5 s)
 REDIS_TIMEOUT = 1.0  # AETHER_REDIS_TIMEOUT (default 2 s)
 

@@ -10,8 +10,8 @@ from .redis_server import RedisServer
 from .traffic import Member, Publisher, check_delivery, numsub
 
 GROUPS = ("g1", "g2")
-PER_NODE = 3  # members per group per node (matrix D1: 40 per group)
-RATE = 20.0  # msg/s per publisher, one publisher per node per group (as the matrix)
+PER_NODE = 3  # members per group per node (D1 at full size: 40 per group)
+RATE = 20.0  # msg/s per publisher, one publisher per node per group (as at full size)
 
 
 async def open_members(nodes: dict[str, str], groups=GROUPS, per_node=PER_NODE):

@@ -1,4 +1,4 @@
-"""Matrix row B3: one client floods a node with 10,000 small messages back to back.
+"""Scenario B3: one client floods a node with 10,000 small messages back to back.
 
 The flooder is a raw socket that writes every frame at once (built before the clock starts, so
 the test's own loop stays free to time the others); the other clients are `websockets` clients
@@ -26,7 +26,7 @@ from .traffic import Member, percentile, rss_kib
 
 pytestmark = pytest.mark.chaos
 
-FLOOD = 10_000  # frames (as the matrix)
+FLOOD = 10_000  # frames (as at full size)
 OTHERS = 5  # clients beside the flooder, all in its group
 ECHO_EVERY = 0.02  # seconds between one client's echo messages
 DEFAULTS = Settings()  # the limit the node runs with: nothing is set in its environment
@@ -177,7 +177,7 @@ async def flood_and_check(node: NodeProcess, others: list[Member]) -> None:
     assert accepted <= DEFAULTS.rate_burst + DEFAULTS.rate_limit * took + 1
     assert read < FLOOD, "the node read the whole flood before closing"
     assert len(returned) == echoes_sent  # every echo of the others came back
-    # The matrix asks p99 <= 100 ms, and the FIGURE line reports it (16-69 ms on a quiet
+    # B3 at full size asks p99 <= 100 ms, and the FIGURE line reports it (16-69 ms on a quiet
     # machine). The bound here is looser: these echoes queue behind the ~1,000 flood copies
     # that this test's own loop parses for 5 clients, which a loaded CI machine once took
     # 100.5 ms over. A node whose loop the flood stalled would miss it by seconds.

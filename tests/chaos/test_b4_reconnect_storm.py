@@ -1,4 +1,4 @@
-"""Matrix row B4: a reconnect storm. Node A is killed and restarted with 200 clients on it.
+"""Scenario B4: a reconnect storm. Node A is killed and restarted with 200 clients on it.
 
 Two real nodes on one throwaway Redis. Every client behaves like a frontend: when its socket
 drops it reconnects with a jittered exponential backoff, alternating A and B (what a load
@@ -37,12 +37,12 @@ from .traffic import ReadyWatch, metrics, presence
 
 pytestmark = pytest.mark.chaos
 
-V3_CLIENTS = 150  # V3 sockets on node A (matrix: 500 clients in all)
+V3_CLIENTS = 150  # V3 sockets on node A (full size: 500 clients in all)
 V2_CLIENTS = 50  # legacy sockets on node A, over ...
 V2_CLIENT_IDS = [str(1000 + i) for i in range(10)]  # ... 10 database client integers
 V2_GROUP_IDS = ["100", "101"]  # ... in 2 database group integers
 LEAVERS = 10  # V3 clients that do not come back (their tab was closed while A was down)
-BOUND = 10.0  # the matrix: every client reconnected within 10 s of the kill
+BOUND = 10.0  # B4: every client reconnected within 10 s of the kill
 BACKOFF_BASE, BACKOFF_MAX = 1.0, 5.0  # seconds, doubling; times a random 0.5-1.5 (socket.io)
 MAX_TRIES = 10  # per drop: a client gives up after this many failed reconnects
 

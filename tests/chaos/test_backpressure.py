@@ -1,4 +1,4 @@
-"""Matrix rows B1 and B2: a client that stops reading, a client that never answers pings.
+"""Scenarios B1 and B2: a client that stops reading, a client that never answers pings.
 
 Both misbehave through a raw socket (rawws.py); everyone else is a normal `websockets` client.
 """
@@ -20,10 +20,10 @@ from .traffic import Member, percentile, presence, rss_kib
 
 pytestmark = pytest.mark.chaos
 
-FAST = 19  # reading clients beside the slow one (matrix: 49)
-RATE = 50.0  # msg/s (as the matrix)
-SIZE = 16 * 1024  # bytes of padding per message (as the matrix)
-DURATION = 8.0  # seconds of traffic (matrix: 30 s)
+FAST = 19  # reading clients beside the slow one (full size: 49)
+RATE = 50.0  # msg/s (as at full size)
+SIZE = 16 * 1024  # bytes of padding per message (as at full size)
+DURATION = 8.0  # seconds of traffic (full size: 30 s)
 
 
 async def metric(http: httpx.AsyncClient, base: str, name: str) -> float:

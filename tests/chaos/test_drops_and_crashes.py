@@ -1,4 +1,4 @@
-"""Matrix rows F5-F7: Redis dropping a node that reads too slowly, a blackholed (half-open)
+"""Scenarios F5-F7: Redis dropping a node that reads too slowly, a blackholed (half-open)
 path to Redis, and a node that crashes with clients on it."""
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ async def test_f5_slow_node_dropped_by_redis(redis_server, launch: LaunchNode, p
     os.kill(a.pid, signal.SIGSTOP)  # the node's reader (and everything else) stalls
     stopped = time.monotonic()
     try:
-        for first in range(1, BURST + 1, 250):  # 40 MB of 16 KiB messages (as the matrix)
+        for first in range(1, BURST + 1, 250):  # 40 MB of 16 KiB messages (as at full size)
             seqs = range(first, min(first + 250, BURST + 1))
             await publish_raw(broker, channel, log, seqs, "g1", 16 * 1024)
         await asyncio.sleep(max(0.0, stopped + 2.0 - time.monotonic()))
@@ -173,7 +173,7 @@ async def test_f6_blackhole_half_open(redis_server, launch: LaunchNode, prefix):
     await close_all(members)
 
 
-BLACKHOLE = 6.0  # seconds (matrix: 30 s); still twice the TTL, so others sweep A's members
+BLACKHOLE = 6.0  # seconds (full size: 30 s); still twice the TTL, so others sweep A's members
 
 
 def last_presence_events(member: Member) -> dict[str, str]:
@@ -241,4 +241,4 @@ async def test_f7_node_crash_stale_presence(redis_url, launch: LaunchNode):
         await member.aclose()
 
 
-VICTIMS = 50  # matrix: 100
+VICTIMS = 50  # full size: 100

@@ -1,4 +1,4 @@
-"""Matrix row F8: the upstream ID API fails or hangs while legacy clients connect.
+"""Scenario F8: the upstream ID API fails or hangs while legacy clients connect.
 
 A real node on the test Redis; the Aether API, outside our system, is mocked with respx (it
 returns 500, then hangs, then recovers). 100 legacy connects over 20 distinct client IDs
@@ -23,7 +23,7 @@ from ..conftest import RunningServer, serve_app
 pytestmark = pytest.mark.chaos
 
 UPSTREAM = "http://aether-api.test/api/v1"
-LOOKUP_TIMEOUT = 1.0  # matrix: 2 s, handshake refused within 3 s
+LOOKUP_TIMEOUT = 1.0  # full size: 2 s, handshake refused within 3 s
 FAILURE_TTL = 2.0  # IdMapper remembers a failed lookup this long (its default)
 GROUP, GROUP_VISION = "7", "grp_seven01"
 CLIENTS = [str(1000 + i) for i in range(20)]

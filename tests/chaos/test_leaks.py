@@ -1,4 +1,4 @@
-"""Matrix row K2: churn leaves nothing behind (memory, fds, tasks, presence, channels)."""
+"""Scenario K2: churn leaves nothing behind (memory, fds, tasks, presence, channels)."""
 
 from __future__ import annotations
 
@@ -19,9 +19,9 @@ from .traffic import open_fds, presence, rss_kib
 pytestmark = pytest.mark.chaos
 
 GROUPS = [f"k{i}" for i in range(20)]
-ROUND = 200  # connections held open at once per round (matrix: 1,000)
-SHORT = 400  # short connects (matrix: 10,000)
-CONCURRENCY = 50  # matrix: 100
+ROUND = 200  # connections held open at once per round (full size: 1,000)
+SHORT = 400  # short connects (full size: 10,000)
+CONCURRENCY = 50  # full size: 100
 
 
 async def hold_round(base: str, tag: str) -> int:

@@ -1,4 +1,4 @@
-"""Matrix rows F1-F4: Redis killed and restarted, down for longer, frozen, and the
+"""Scenarios F1-F4: Redis killed and restarted, down for longer, frozen, and the
 subscriber connection killed server-side.
 
 Each test runs group traffic between two real ``aether-bridge serve`` processes, injects one

@@ -1,4 +1,4 @@
-"""A rolling restart with history on: no client misses a message (contract section 8).
+"""A rolling restart with history on: no client misses a message (docs/reliability.md section 5).
 
 Two real nodes, A and B, on one throwaway Redis, history on. 200 clients in eight groups,
 spread over both nodes: 150 V3 clients, which reconnect with ``?recover=`` built from the last
@@ -573,7 +573,7 @@ async def test_rolling_restart_loses_nothing(redis_server: RedisServer, launch: 
     counters = ", ".join(f"{name.removeprefix('aether_')} {n:.0f}" for name, n in tallies.items())
     print(f"FIGURE rolling restart: nodes' recovery counters: {counters}")
 
-    # The contract: nothing missing, in publish order; V3 once each, offsets without a gap,
+    # The promise: nothing missing, in publish order; V3 once each, offsets without a gap,
     # no resync (history covers a clean restart); the legacy shape unchanged.
     assert findings.missing == [], "\n".join(findings.missing[:20])
     assert findings.unexpected == [], findings.unexpected[:20]

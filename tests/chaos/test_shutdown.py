@@ -1,4 +1,4 @@
-"""Matrix rows S1 and S2: SIGTERM drains a node quickly, even with a client that never reads."""
+"""Scenarios S1 and S2: SIGTERM drains a node quickly, even with a client that never reads."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from .traffic import Member, presence
 
 pytestmark = pytest.mark.chaos
 
-CLIENTS = 100  # on the node that is stopped (matrix: 200)
+CLIENTS = 100  # on the node that is stopped (full size: 200)
 
 
 async def exit_time(node: NodeProcess, timeout: float = 15.0) -> float:

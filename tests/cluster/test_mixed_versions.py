@@ -1,4 +1,4 @@
-"""Two releases side by side on one Redis (contract section 9): today's node, and a build that
+"""Two releases side by side on one Redis (docs/design.md section 4): today's node, and a build that
 adds a field to what nodes exchange, as the next release might. Everything works both ways."""
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """Two real `aether-bridge serve` processes on a real three-master Redis Cluster.
 
-Contract section 1: ``redis+cluster://host:port[,host:port...]`` selects a Redis Cluster by its
-seed nodes. Each node is given different seeds and finds the rest of the cluster from them;
-everything the two share goes through the cluster (shard channels on the masters that own them).
+``redis+cluster://host:port[,host:port...]`` selects a Redis Cluster by its seed nodes
+(docs/ops-runbook.md section 1). Each node is given different seeds and finds the rest of the
+cluster from them; everything the two share goes through the cluster (shard channels on the
+masters that own them).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import httpx
 import pytest
 from redis.asyncio.cluster import RedisCluster
 
-from v3_core.backends.redis_url import parse_cluster_url
+from v3_core.backends.redis_client import parse_cluster_url
 
 from ..helpers import connect, eventually, recv_json, send_json, v3
 from .routing import every_target_is_delivered_across

@@ -9,7 +9,7 @@ import pytest
 import redis
 from redis.crc import key_slot
 
-from v3_core.backends.redis_url import parse_cluster_url
+from v3_core.backends.redis_client import parse_cluster_url
 
 from ..helpers import recv_msg, send_json, v3
 

@@ -10,7 +10,7 @@ import httpx
 
 from bridge.dead_letter_store import DeadLetter, RedisDeadLetterStore
 
-from ..bridge.test_v2_cli import cli, cli_process  # noqa: F401  (the fixture)
+from ..bridge.v2.test_cli import cli, cli_process  # noqa: F401  (the fixture)
 
 
 def seed(redis_url: str, prefix: str) -> None:

@@ -47,10 +47,12 @@ async def test_with_a_token_the_json_needs_it_and_the_page_does_not(make_setting
 @pytest.mark.parametrize(("client", "status"), [("203.0.113.9", 403), ("::1", 200)])
 async def test_without_a_token_only_loopback_may_read(client, status):
     # The client address is the one thing a real socket here cannot vary: ASGI in process.
-    app = create_app(Settings())
-    app.state.settings = Settings()
+    app = create_app(Settings(), **embedded_backends())
     transport = httpx.ASGITransport(app=app, client=(client, 5000))
-    async with httpx.AsyncClient(transport=transport, base_url="http://node") as http:
+    async with (
+        app.http_app.router.lifespan_context(app.http_app),  # ASGITransport runs no lifespan
+        httpx.AsyncClient(transport=transport, base_url="http://node") as http,
+    ):
         response = await http.get("/ops/")
     assert response.status_code == status
     if status == 403:

@@ -1,4 +1,4 @@
-"""Matrix row K3: mixed chaos. Opt-in (``AETHER_SOAK=1``): it runs for minutes.
+"""Scenario K3: mixed chaos. Opt-in (``AETHER_SOAK=1``): it runs for minutes.
 
 Two real ``aether-bridge serve`` processes on one throwaway Redis; 200 V3 clients over 8 groups,
 split across both nodes, each doing random operations for ``AETHER_SOAK_SECONDS`` (300 by

@@ -321,7 +321,7 @@ async def test_mapper_uses_the_upstream_when_the_store_is_down(
 async def test_mapper_concurrent_lookups_share_one_upstream_call(
     api: respx.MockRouter, upstream: UpstreamIdLookup
 ) -> None:
-    """Reliability matrix F8: at most one upstream call per distinct ID."""
+    """Scenario F8 (docs/reliability.md): at most one upstream call per distinct ID."""
     release = asyncio.Event()
     calls: list[str] = []
 

@@ -61,7 +61,7 @@ async def test_id_store_concurrent_puts_agree_on_one_winner(id_store: IdStore) -
 
 
 async def test_id_store_answers_a_burst_larger_than_a_default_pool(id_store: IdStore) -> None:
-    """A reconnect storm reads the store for every legacy connect at once (matrix B4)."""
+    """A reconnect storm reads the store for every legacy connect at once (scenario B4)."""
     await id_store.put_if_absent("client", "42", "visA")
     answers = await asyncio.gather(*(id_store.get("client", "42") for _ in range(250)))
     assert answers == ["visA"] * 250  # redis-py's default pool raised at the 101st

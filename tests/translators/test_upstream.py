@@ -85,7 +85,7 @@ async def test_lookup_bad_answers_are_backend_unavailable(
 
 
 async def test_lookup_5xx_is_not_retried(api: respx.MockRouter, lookup: UpstreamIdLookup) -> None:
-    """A struggling upstream sees one call per lookup (reliability matrix F8)."""
+    """A struggling upstream sees one call per lookup (scenario F8)."""
     route = api.get("/clients/42").respond(500)
     with pytest.raises(BackendUnavailable):
         await lookup.lookup("client", "42")

@@ -1,4 +1,4 @@
-"""V2 frame -> V3 fields: one row per rule of contract section 6 (docs/v2-dialect.md)."""
+"""V2 frame -> V3 fields: one row per rule of docs/v2-dialect.md section 1."""
 
 from __future__ import annotations
 

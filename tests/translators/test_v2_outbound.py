@@ -1,4 +1,4 @@
-"""V3 message -> V2 frame: one row per outbound rule of contract section 6."""
+"""V3 message -> V2 frame: one row per rule of docs/v2-dialect.md section 2."""
 
 from __future__ import annotations
 

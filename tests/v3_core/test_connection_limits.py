@@ -1,4 +1,4 @@
-"""Connection limits of a node (matrix X7, X11): per client 4529, per node 1013; memory backends."""
+"""Connection limits of a node (X7, X11): per client 4529, per node 1013; memory backends."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Vision IDs and legacy integers (contract section 3)."""
+"""Vision IDs and legacy integers (docs/v3-frontend-guide.md section 2)."""
 
 import pytest
 

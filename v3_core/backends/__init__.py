@@ -1,9 +1,14 @@
-"""Backends for the broker and presence roles; `open_backends` picks them from a URL."""
+"""Backends for the broker and presence roles; `open_backends` picks them from a URL.
+
+The Redis backends are imported on first use, so a node without Redis never loads redis-py.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import importlib
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
 
 from v3_core.streams import HistoryPolicy
 
@@ -17,11 +22,19 @@ from .base import (
     PresenceStore,
 )
 from .memory import MemoryBroker, MemoryCursorStore, MemoryHub, MemoryPresenceStore
-from .redis_broker import RedisBroker
-from .redis_cluster_broker import ClusterBroker
-from .redis_cursors import RedisCursorStore
-from .redis_presence import RedisPresenceStore
-from .redis_url import REDIS_SCHEMES, is_cluster
+
+if TYPE_CHECKING:
+    from .redis_broker import RedisBroker
+    from .redis_cluster_broker import ClusterBroker
+    from .redis_cursors import RedisCursorStore
+    from .redis_presence import RedisPresenceStore
+
+_REDIS_BACKENDS = {
+    "ClusterBroker": ".redis_cluster_broker",
+    "RedisBroker": ".redis_broker",
+    "RedisCursorStore": ".redis_cursors",
+    "RedisPresenceStore": ".redis_presence",
+}
 
 __all__ = [
     "Backends",
@@ -41,6 +54,20 @@ __all__ = [
     "RedisPresenceStore",
     "open_backends",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """The Redis backends, imported when first named."""
+    module = _REDIS_BACKENDS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
 
 
 @contextlib.asynccontextmanager
@@ -68,7 +95,16 @@ async def open_backends(
         presence = MemoryPresenceStore(ttl=presence_ttl, hub=hub)
         cursors = MemoryCursorStore(ttl=history.ttl, hub=hub)
         description = "embedded in-process broker and presence (single process)"
-    elif redis_url.startswith(REDIS_SCHEMES):
+    else:
+        # Imported here, so that a node without Redis never loads redis-py.
+        from .redis_broker import RedisBroker
+        from .redis_client import REDIS_SCHEMES, is_cluster
+        from .redis_cluster_broker import ClusterBroker
+        from .redis_cursors import RedisCursorStore
+        from .redis_presence import RedisPresenceStore
+
+        if not redis_url.startswith(REDIS_SCHEMES):
+            raise ValueError(f"unsupported Redis URL scheme in {_redact(redis_url)!r}")
         # A malformed cluster URL raises ValueError here, in RedisBroker, before any connect.
         sharded = is_cluster(redis_url) and cluster_pubsub == "sharded"
         broker = (ClusterBroker if sharded else RedisBroker)(
@@ -84,8 +120,6 @@ async def open_backends(
         if is_cluster(redis_url):
             kind = f"Redis Cluster ({cluster_pubsub} pub/sub) with seeds"
         description = f"{kind} {_redact(redis_url)}"
-    else:
-        raise ValueError(f"unsupported Redis URL scheme in {_redact(redis_url)!r}")
     try:
         yield Backends(broker=broker, presence=presence, cursors=cursors, description=description)
     finally:

@@ -1,4 +1,4 @@
-"""The two backend roles, as Protocols whose docstrings are their contract.
+"""The two backend roles, as Protocols whose docstrings say what every implementation promises.
 
 The core fans out; a broker only moves bytes between nodes and a presence store only keeps
 who is online. Each role has a memory implementation (one process) and a Redis one.

@@ -14,42 +14,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
 from collections import deque
 from collections.abc import AsyncIterator
 from typing import Any
 
 import redis.exceptions
-from redis.asyncio.cluster import RedisCluster
 from redis.crc import key_slot
 
 from v3_core.errors import BackendUnavailable
-from v3_core.streams import EMPTY, HistoryPolicy, Position, StreamState
+from v3_core.streams import HistoryPolicy, Position, StreamState
 
 from .base import RECONNECTED, RESTARTED, BrokerEvent, BrokerMessage, Discontinuity
-from .redis_broker import (
-    REDIS_ERRORS,
-    _framed,
-    _Probes,
-    _script,
-    _text,
-    cluster_client,
-    consume_exception,
-    fail_publishes,
-    history_keys,
-    read_history,
-    settle_publishes,
-)
-from .redis_url import parse_cluster_url
+from .redis_client import REDIS_ERRORS, backend_errors, cluster_client, parse_cluster_url
+from .redis_cluster_publisher import REDIRECTED, ClusterPublisher
+from .redis_history import framed, history_script, read_history, read_position
+from .redis_pipe import consume_exception
+from .redis_slots import SlotMap
+from .redis_subscriptions import Probes
 from .redis_wire import RedisWire
 
 log = logging.getLogger("aether.broker")
 
-_Publish = tuple[str, bytes, "asyncio.Future[int]"]
-
-# Replies that mean "not here, not now": the slot moved (MOVED), is moving (ASK), or its keys
-# are split mid-migration (TRYAGAIN). The call is retried through redis-py, which follows them.
-_REDIRECTED = ("MOVED", "ASK", "TRYAGAIN")
 _REROUTE_PAUSE = 0.2  # seconds between attempts to place channels while a slot has no owner
 
 
@@ -91,44 +76,36 @@ class ClusterBroker:
         self._node_channel = node_channel
         self._credentials = parse_cluster_url(url)
         self.history = history or HistoryPolicy(size=0)
-        self._history_args = (
-            str(self.history.size),
-            str(max(1, round(self.history.ttl * 1000))),
-            secrets.token_hex(3),
-            "SPUBLISH",
-        )
-        self._cluster: RedisCluster = cluster_client(url, timeout=timeout)
-        self._append = self._cluster.register_script(_script("publish"))
-        self._read_history = self._cluster.register_script(_script("read"))
+        self._cluster = cluster_client(url, timeout=timeout)
+        self._slots = SlotMap(self._cluster, timeout=timeout)
+        self._read_history = self._cluster.register_script(history_script("read"))
         self._wanted: set[str] = set()
         self._shards: dict[str, _Shard] = {}
         self._connecting: dict[str, asyncio.Task[_Shard]] = {}
         self._events: asyncio.Queue[BrokerEvent | None] = asyncio.Queue()
         self._rerouting: set[str] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._map_ready = asyncio.Event()
-        self._publishers: dict[str, RedisWire] = {}
-        self._map_stale = False
-        self._pending: list[_Publish] = []
-        self._wakeup = asyncio.Event()
-        self._flusher = asyncio.create_task(self._flush_forever(), name="redis-cluster-publisher")
-        self._started = False
+        self._publisher = ClusterPublisher(
+            self._slots,
+            self._credentials,
+            node_channel=node_channel,
+            timeout=timeout,
+            history=self.history,
+        )
         self._closed = False
 
     # -- readiness -----------------------------------------------------------------------
 
     @property
     def ready(self) -> bool:
-        return self._map_ready.is_set() and not self._rerouting
+        return self._slots.ready.is_set() and not self._rerouting
 
     async def wait_ready(self, timeout: float) -> None:
-        await asyncio.wait_for(self._map_ready.wait(), timeout)
+        await asyncio.wait_for(self._slots.ready.wait(), timeout)
 
     async def ping(self) -> None:
-        try:
+        with backend_errors("Redis Cluster ping failed"):
             await asyncio.wait_for(self._cluster.ping(), self._timeout)
-        except REDIS_ERRORS as exc:
-            raise BackendUnavailable(f"Redis Cluster ping failed: {exc!r}") from exc
         if not self.ready:
             raise BackendUnavailable("Redis Cluster subscriber is moving channels")
 
@@ -138,102 +115,8 @@ class ClusterBroker:
         if self._closed:
             raise BackendUnavailable("broker closed")
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._pending.append((channel, data, future))
-        self._wakeup.set()
+        self._publisher.put((channel, data, future))
         return await future
-
-    async def _flush_forever(self) -> None:
-        # As on one Redis: one writer pipelines what queued up meanwhile, here on one
-        # connection per shard, so one publisher's messages stay in order.
-        while True:
-            await self._wakeup.wait()
-            self._wakeup.clear()
-            batch, self._pending = self._pending, []
-            try:
-                async with asyncio.timeout(self._timeout):
-                    await self._publish_batch(batch)
-            except Exception as exc:  # the flusher must outlive any failure
-                if not isinstance(exc, (*REDIS_ERRORS, BackendUnavailable)):
-                    log.exception("unexpected error publishing to Redis Cluster")
-                # Replies of this batch may still arrive on any shard's wire: a later batch
-                # would take them for its own (a MOVED read as OK loses a message). Only new
-                # connections are in step.
-                await self._drop_publishers()
-                fail_publishes(batch, BackendUnavailable(f"Redis Cluster publish failed: {exc!r}"))
-
-    async def _publish_batch(self, batch: list[_Publish]) -> None:
-        await self._start()
-        if self._map_stale:  # a shard failed: it may have been replaced (a failover)
-            await self._refresh_map()
-        by_shard: dict[tuple[str, str, int], list[_Publish]] = {}
-        for item in batch:
-            by_shard.setdefault(self._owner(item[0]), []).append(item)
-        moved = await asyncio.gather(*(self._publish_on(o, items) for o, items in by_shard.items()))
-        if retry := [item for items in moved for item in items]:
-            await self._refresh_map()
-            for channel, data, future in retry:  # one by one, via redis-py (follows MOVED)
-                try:
-                    if self.history.enabled:
-                        keys = list(history_keys(channel))
-                        count = await self._append(keys, [channel, data, *self._history_args])
-                    else:
-                        count = await self._cluster.spublish(channel, data)
-                except REDIS_ERRORS as exc:
-                    fail_publishes([(channel, data, future)], BackendUnavailable(repr(exc)))
-                else:
-                    settle_publishes([(channel, data, future)], [count])
-
-    async def _publish_on(
-        self, owner: tuple[str, str, int], items: list[_Publish]
-    ) -> list[_Publish]:
-        """Pipeline ``items`` on the shard's publisher; return those it answered MOVED."""
-        name = owner[0]
-        wire = self._publishers.get(name)
-        try:
-            if wire is None or wire.closed:
-                url = self._credentials.node_url(owner[1], owner[2])
-                wire = await RedisWire.open(
-                    url, timeout=self._timeout, name=f"{self._node_channel}:pub"
-                )
-                if self.history.enabled:
-                    await wire.load_script(str(self._append.script))
-                self._publishers[name] = wire
-            wire.send(*(self._command(channel, data) for channel, data, _ in items))
-            replies: list[Any] = []
-            while len(replies) < len(items):
-                replies.extend(await wire.replies())
-        except REDIS_ERRORS as exc:
-            self._map_stale = True
-            self._publishers.pop(name, None)
-            if wire is not None:
-                with contextlib.suppress(Exception):
-                    await wire.aclose()
-            fail_publishes(items, BackendUnavailable(f"Redis Cluster publish failed: {exc!r}"))
-            return []
-        moved = []
-        for item, reply in zip(items, replies, strict=True):
-            if isinstance(reply, Exception) and str(reply).startswith(_REDIRECTED):
-                moved.append(item)
-            elif isinstance(reply, Exception):
-                fail_publishes(
-                    [item], BackendUnavailable(f"Redis Cluster publish failed: {reply!r}")
-                )
-            else:
-                settle_publishes([item], [reply])
-        return moved
-
-    async def _drop_publishers(self) -> None:
-        wires, self._publishers = list(self._publishers.values()), {}
-        self._map_stale = True
-        for wire in wires:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(wire.aclose(), self._timeout)
-
-    def _command(self, channel: str, data: bytes) -> tuple[str | bytes, ...]:
-        if not self.history.enabled:
-            return ("SPUBLISH", channel, data)
-        meta, entries = history_keys(channel)
-        return ("EVALSHA", self._append.sha, "2", meta, entries, channel, data, *self._history_args)
 
     async def history_after(
         self, channel: str, since: Position
@@ -241,14 +124,7 @@ class ClusterBroker:
         return await read_history(self._read_history, channel, since, self.history, self._timeout)
 
     async def position(self, channel: str) -> Position:
-        meta, _ = history_keys(channel)
-        try:
-            epoch, last = await asyncio.wait_for(
-                self._cluster.hmget(meta, ["epoch", "last"]), self._timeout
-            )
-        except REDIS_ERRORS as exc:
-            raise BackendUnavailable(f"Redis history read failed: {exc!r}") from exc
-        return EMPTY if epoch is None else Position(_text(epoch), int(last or 0))
+        return await read_position(self._cluster, channel, self._timeout)
 
     # -- subscriptions -------------------------------------------------------------------
 
@@ -264,7 +140,7 @@ class ClusterBroker:
     async def _place(self, channel: str) -> None:
         """SSUBSCRIBE ``channel`` where its slot lives, following MOVED and dropped shards."""
         while True:
-            await self._start()
+            await self._slots.start()
             try:
                 shard = await self._shard_for(channel)
                 if channel in shard.channels:
@@ -279,11 +155,11 @@ class ClusterBroker:
                     self._leave(shard, channel)
                 return
             except _Moved:
-                await self._refresh_map()
+                await self._slots.refresh()
             except (_Dropped, *REDIS_ERRORS) as exc:
                 log.debug("placing %s: %r; trying again", channel, exc)
                 await asyncio.sleep(_REROUTE_PAUSE)
-                await self._refresh_map()
+                await self._slots.refresh()
 
     async def unsubscribe(self, channel: str) -> None:
         self._wanted.discard(channel)
@@ -299,29 +175,8 @@ class ClusterBroker:
 
     # -- shards --------------------------------------------------------------------------
 
-    async def _start(self) -> None:
-        if not self._started:
-            self._started = True
-            await self._refresh_map()
-
-    async def _refresh_map(self) -> None:
-        # The client's own initialize() refreshes only once its commands failed, and no
-        # sooner than its throttle allows; the nodes manager reads the map now.
-        first = not self._map_ready.is_set()
-        refresh = self._cluster.initialize() if first else self._cluster.nodes_manager.initialize()
-        try:
-            await asyncio.wait_for(refresh, self._timeout)
-        except REDIS_ERRORS as exc:
-            raise BackendUnavailable(f"Redis Cluster slot map: {exc!r}") from exc
-        self._map_stale = False
-        self._map_ready.set()
-
-    def _owner(self, channel: str) -> tuple[str, str, int]:
-        node = self._cluster.nodes_manager.get_node_from_slot(key_slot(channel.encode()))
-        return node.name, node.host, int(node.port)
-
     async def _shard_for(self, channel: str) -> _Shard:
-        name, host, port = self._owner(channel)
+        name, host, port = self._slots.owner(channel)
         shard = self._shards.get(name)
         if shard is not None and not shard.wire.closed:
             return shard
@@ -359,7 +214,7 @@ class ClusterBroker:
 
     async def _read(self, shard: _Shard) -> None:
         loop = asyncio.get_running_loop()
-        probes = _Probes(self._probe_interval, self._timeout, loop.time())
+        probes = Probes(self._probe_interval, self._timeout, loop.time())
         try:
             while True:
                 now = loop.time()
@@ -390,7 +245,7 @@ class ClusterBroker:
         self,
         shard: _Shard,
         replies: list[Any],
-        probes: _Probes | None = None,
+        probes: Probes | None = None,
         now: float = 0.0,
     ) -> None:
         for reply in replies:
@@ -404,7 +259,7 @@ class ClusterBroker:
                     if probes is not None:
                         probes.echo(reply[2], now)
                 else:
-                    self._events.put_nowait(_framed(reply[1], reply[2]))
+                    self._events.put_nowait(framed(reply[1], reply[2]))
             elif kind == b"ssubscribe":
                 self._confirmed(shard, reply[1].decode())
             elif kind == b"sunsubscribe":
@@ -430,7 +285,7 @@ class ClusterBroker:
             log.warning("Redis Cluster shard %s: %r", shard.name, error)
             return
         _, future = shard.pending.popleft()
-        moved = str(error).startswith(_REDIRECTED)
+        moved = str(error).startswith(REDIRECTED)
         if not future.done():
             future.set_exception(_Moved(str(error)) if moved else _Dropped(str(error)))
 
@@ -460,7 +315,7 @@ class ClusterBroker:
         try:
             while not self._closed:
                 try:
-                    await self._refresh_map()
+                    await self._slots.refresh()
                     await asyncio.gather(*(self._place(c) for c in channels if c in self._wanted))
                     break
                 except (*REDIS_ERRORS, BackendUnavailable) as exc:
@@ -468,7 +323,9 @@ class ClusterBroker:
                     await asyncio.sleep(_REROUTE_PAUSE)
         finally:
             self._rerouting.difference_update(channels)
-        back = {c for c in channels if same_node is not None and self._owner(c)[0] == same_node}
+        back = {
+            c for c in channels if same_node is not None and self._slots.owner(c)[0] == same_node
+        }
         for kind, moved in ((RECONNECTED, back), (reason, set(channels) - back)):
             if moved:
                 log.warning("Redis Cluster: %d channels placed again (%s)", len(moved), kind)
@@ -484,19 +341,13 @@ class ClusterBroker:
 
     async def events(self) -> AsyncIterator[BrokerEvent]:
         with contextlib.suppress(BackendUnavailable):
-            await self._start()
+            await self._slots.start()
         while (event := await self._events.get()) is not None:
             yield event
 
     async def aclose(self) -> None:
         self._closed = True
-        self._flusher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._flusher
-        fail_publishes(self._pending, BackendUnavailable("broker closed"))
-        for wire in self._publishers.values():
-            with contextlib.suppress(Exception):
-                await wire.aclose()
+        await self._publisher.aclose(BackendUnavailable("broker closed"))
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -10,9 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from v3_core.errors import BackendUnavailable
-
-from .redis_broker import REDIS_ERRORS, redis_client
+from .redis_client import backend_errors, redis_client
 
 POOL_SIZE = 16  # concurrent calls: saves at shutdown, reads on legacy connects
 
@@ -30,21 +28,17 @@ class RedisCursorStore:
     async def save(self, group_id: str, client_id: str, conn_id: str, positions: str) -> None:
         key = self._key(group_id, client_id)
         value = f"{time.time() + self.ttl:.3f}|{positions}"
-        try:
+        with backend_errors("Redis cursor save failed"):
             async with self._redis.pipeline(transaction=False) as pipe:
                 pipe.hset(key, conn_id, value)
                 pipe.pexpire(key, max(1, round(self.ttl * 1000)))
                 await asyncio.wait_for(pipe.execute(), self._timeout)
-        except REDIS_ERRORS as exc:
-            raise BackendUnavailable(f"Redis cursor save failed: {exc!r}") from exc
 
     async def entries(self, group_id: str, client_id: str) -> dict[str, str]:
-        try:
+        with backend_errors("Redis cursor read failed"):
             held = await asyncio.wait_for(
                 self._redis.hgetall(self._key(group_id, client_id)), self._timeout
             )
-        except REDIS_ERRORS as exc:
-            raise BackendUnavailable(f"Redis cursor read failed: {exc!r}") from exc
         now = time.time()
         found: dict[str, str] = {}
         for conn, value in held.items():
@@ -54,12 +48,10 @@ class RedisCursorStore:
         return found
 
     async def discard(self, group_id: str, client_id: str, conn_id: str) -> None:
-        try:
+        with backend_errors("Redis cursor discard failed"):
             await asyncio.wait_for(
                 self._redis.hdel(self._key(group_id, client_id), conn_id), self._timeout
             )
-        except REDIS_ERRORS as exc:
-            raise BackendUnavailable(f"Redis cursor discard failed: {exc!r}") from exc
 
     async def aclose(self) -> None:
         await self._redis.aclose()

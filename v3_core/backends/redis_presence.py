@@ -15,11 +15,8 @@ import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
 
-from v3_core.errors import BackendUnavailable
-
-from .redis_broker import REDIS_ERRORS, redis_client
+from .redis_client import backend_errors, is_cluster, redis_client
 from .redis_script_pipe import PipelinedScript
-from .redis_url import is_cluster
 
 _TOUCH_CHUNK = 100  # connections refreshed per script call, and about as many per pipeline
 _SWEEP_CHUNK = 50  # groups swept per pipeline
@@ -62,35 +59,27 @@ class RedisPresenceStore:
 
     async def add(self, group_id: str, client_id: str, conn_id: str) -> bool:
         keys = [self._group_key(group_id), self._client_prefix(group_id) + client_id]
-        try:
+        with backend_errors("presence add failed"):
             return bool(await self._add(keys, [client_id, conn_id, self._ttl_ms]))
-        except REDIS_ERRORS as exc:
-            raise BackendUnavailable(f"presence add failed: {exc}") from exc
 
     async def remove(self, group_id: str, client_id: str, conn_id: str) -> bool:
         keys = [self._group_key(group_id), self._client_prefix(group_id) + client_id]
-        try:
+        with backend_errors("presence remove failed"):
             return bool(await self._remove(keys, [client_id, conn_id]))
-        except REDIS_ERRORS as exc:
-            raise BackendUnavailable(f"presence remove failed: {exc}") from exc
 
     async def touch(self, entries: list[tuple[str, str, str]]) -> None:
         if len(entries) == 1 and self._touch_one is not None:
             ((group_id, client_id, conn_id),) = entries
-            try:
+            with backend_errors("presence refresh failed"):
                 await self._touch_one(*self._touch_call(group_id, [(client_id, conn_id)]))
-            except REDIS_ERRORS as exc:
-                raise BackendUnavailable(f"presence refresh failed: {exc}") from exc
             return
         # One script per group, not per connection (Redis runs scripts one at a time and
         # every PUBLISH waits behind them), and about _TOUCH_CHUNK connections per pipeline:
         # building one holds our event loop, ~10 µs per connection.
-        try:
+        with backend_errors("presence refresh failed"):
             for chunk in _chunks(_per_group(entries, _TOUCH_CHUNK), _TOUCH_CHUNK):
                 calls = [self._touch_call(group_id, members) for group_id, members in chunk]
                 await self._run_scripts(self._touch, calls)
-        except REDIS_ERRORS as exc:
-            raise BackendUnavailable(f"presence refresh failed: {exc}") from exc
 
     def _touch_call(self, group_id: str, members: list[tuple[str, str]]) -> _ScriptCall:
         prefix = self._client_prefix(group_id)
@@ -126,18 +115,14 @@ class RedisPresenceStore:
             return await pipe.execute()
 
     async def members(self, group_id: str) -> list[str]:
-        try:
+        with backend_errors("presence lookup failed"):
             found = await self._members([self._group_key(group_id)])
-        except REDIS_ERRORS as exc:
-            raise BackendUnavailable(f"presence lookup failed: {exc}") from exc
         return sorted(member.decode() for member in found)
 
     async def expire(self, group_id: str) -> list[str]:
         keys = [self._group_key(group_id)]
-        try:
+        with backend_errors("presence sweep failed"):
             gone = await self._expire(keys, [self._client_prefix(group_id)])
-        except REDIS_ERRORS as exc:
-            raise BackendUnavailable(f"presence sweep failed: {exc}") from exc
         return sorted(member.decode() for member in gone)
 
     async def sweep(self, group_ids: Iterable[str]) -> list[tuple[str, str]]:
@@ -145,7 +130,7 @@ class RedisPresenceStore:
         # groups instead of one per group.
         gone: list[tuple[str, str]] = []
         groups = list(group_ids)
-        try:
+        with backend_errors("presence sweep failed"):
             for start in range(0, len(groups), _SWEEP_CHUNK):
                 chunk = groups[start : start + _SWEEP_CHUNK]
                 calls: list[_ScriptCall] = [
@@ -154,8 +139,6 @@ class RedisPresenceStore:
                 results = await self._run_scripts(self._expire, calls)
                 for group_id, found in zip(chunk, results, strict=True):
                     gone += ((group_id, m.decode()) for m in sorted(found))
-        except REDIS_ERRORS as exc:
-            raise BackendUnavailable(f"presence sweep failed: {exc}") from exc
         return gone
 
     async def aclose(self) -> None:

@@ -5,7 +5,8 @@ through hiredis alone: commands packed by ``hiredis.pack_command``, replies pars
 ``hiredis.Reader`` fed straight from the socket. redis-py's per-reply layers (retry wrapper,
 timeout context, response dict) cost the reader 82–90 µs of CPU per paced message against
 59–62 µs here, most of that the wake-up and ``recv`` (``python -m bench.pubsub_read``); the
-publisher also drops a ``Pipeline`` per batch. The whole node: docs/performance.md, section 8.
+publisher also drops a ``Pipeline`` per batch. The whole node:
+docs/decisions/2026-11-performance-round-two.md, section 3.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import hiredis
 import redis.asyncio as aioredis
 import redis.exceptions
 from redis.asyncio.connection import AbstractConnection
+
+from .redis_client import REDIS_ERRORS
 
 _READ_SIZE = 1 << 16
 # hiredis' stub types the argument as a 1-tuple; it takes a command of any length.
@@ -42,8 +45,14 @@ class RedisWire:
         self._parser = hiredis.Reader(replyError=redis.exceptions.ResponseError)
 
     @classmethod
-    async def open(cls, url: str, *, timeout: float, name: str | None = None) -> RedisWire:
-        """Connect and hand-shake with redis-py, then take the socket over. RESP2 always."""
+    async def open(
+        cls, url: str, *, timeout: float, name: str | None = None, script: str | None = None
+    ) -> RedisWire:
+        """Connect and hand-shake with redis-py, then take the socket over. RESP2 always.
+
+        With ``script``, load it (``SCRIPT LOAD``) so EVALSHA calls on this connection find
+        it: a new connection may well be to a restarted Redis, which has forgotten it.
+        """
         options: dict[str, Any] = {
             "socket_timeout": timeout,
             "socket_connect_timeout": timeout,
@@ -55,21 +64,24 @@ class RedisWire:
         try:
             async with asyncio.timeout(timeout):
                 await connection.connect()
+            wire = cls(connection)
+            if script is not None:
+                await wire.load_script(script)
         except BaseException:
             await connection.disconnect()
             raise
-        return cls(connection)
+        return wire
 
     @classmethod
     async def open_first(
-        cls, urls: list[str], *, timeout: float, name: str | None = None
+        cls, urls: list[str], *, timeout: float, name: str | None = None, script: str | None = None
     ) -> RedisWire:
         """The first of ``urls`` that connects (seed nodes of a cluster, in order)."""
         error: Exception = redis.exceptions.ConnectionError("no Redis URL to connect to")
         for url in urls:
             try:
-                return await cls.open(url, timeout=timeout, name=name)
-            except (redis.exceptions.RedisError, OSError, TimeoutError) as exc:
+                return await cls.open(url, timeout=timeout, name=name, script=script)
+            except REDIS_ERRORS as exc:
                 error = exc
         raise error
 
@@ -108,6 +120,14 @@ class RedisWire:
         if self._writer.is_closing():
             raise redis.exceptions.ConnectionError("the connection is closed")
         self._writer.write(b"".join(map(_pack, commands)))
+
+    async def round_trip(self, *commands: tuple[str | bytes, ...]) -> list[Any]:
+        """Send ``commands`` in one write and return their replies, in order."""
+        self.send(*commands)
+        received: list[Any] = []
+        while len(received) < len(commands):
+            received += await self.replies()
+        return received
 
     async def replies(self) -> list[Any]:
         """The replies already received, waiting for at least one.

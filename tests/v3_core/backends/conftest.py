@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
+import redis.asyncio as aioredis
 
 from v3_core.backends import (
     Broker,
@@ -15,6 +16,7 @@ from v3_core.backends import (
     PresenceStore,
 )
 from v3_core.backends.redis_broker import RedisBroker
+from v3_core.backends.redis_client import is_cluster, parse_cluster_url
 from v3_core.backends.redis_presence import RedisPresenceStore
 from v3_core.streams import HistoryPolicy
 
@@ -53,6 +55,29 @@ async def make_broker(backend_url, prefix) -> AsyncIterator[Callable[..., Broker
     yield make
     for broker in brokers:
         await broker.aclose()
+
+
+@pytest.fixture
+def cut_subscriber(backend_url, prefix) -> Callable[[str], Awaitable[int]]:
+    """Kill a node's subscriber connections server-side (CLIENT KILL), as a network fault
+    does; returns how many were killed. Brokers name them ``<node channel>:sub``."""
+    if backend_url is None:
+        pytest.skip(
+            "a MemoryBroker has no connection to lose: a publish puts the message straight on "
+            "each subscriber's queue, so it can miss nothing and never owes a Discontinuity"
+        )
+    urls = parse_cluster_url(backend_url).seed_urls if is_cluster(backend_url) else [backend_url]
+
+    async def cut(node: str) -> int:
+        name, killed = f"{prefix}n:{node}:sub", 0
+        for url in urls:
+            async with aioredis.Redis.from_url(url, decode_responses=True) as client:
+                for entry in await client.client_list():
+                    if entry["name"] == name:
+                        killed += await client.client_kill_filter(_id=entry["id"])
+        return killed
+
+    return cut
 
 
 @pytest.fixture

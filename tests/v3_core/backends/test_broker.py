@@ -1,4 +1,4 @@
-"""The Broker contract, run on every implementation."""
+"""What the Broker Protocol promises, run on every implementation."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import contextlib
 
 import pytest
 
-from v3_core.backends import BrokerMessage
+from v3_core.backends import BrokerMessage, Discontinuity
+from v3_core.backends.base import RECONNECTED
 
 
 class Listener:
@@ -16,15 +17,21 @@ class Listener:
     def __init__(self, broker) -> None:
         self.broker = broker
         self.received: asyncio.Queue[BrokerMessage] = asyncio.Queue()
+        self.gaps: asyncio.Queue[Discontinuity] = asyncio.Queue()
         self.task = asyncio.create_task(self._run())
 
     async def _run(self) -> None:
         async for event in self.broker.events():
             if isinstance(event, BrokerMessage):
                 self.received.put_nowait(event)
+            else:
+                self.gaps.put_nowait(event)
 
     async def next(self, timeout: float = 2.0) -> BrokerMessage:
         return await asyncio.wait_for(self.received.get(), timeout)
+
+    async def next_gap(self, timeout: float = 5.0) -> Discontinuity:
+        return await asyncio.wait_for(self.gaps.get(), timeout)
 
     async def stop(self) -> None:
         self.task.cancel()
@@ -111,3 +118,22 @@ async def test_publish_says_how_many_nodes_the_message_reached(pair, prefix):
     await a.subscribe(f"{prefix}ch1")
     assert await a.publish(f"{prefix}ch1", b"two") == 2
     assert (await on_b.next()).data == b"one"
+
+
+async def test_a_lost_connection_is_a_discontinuity_then_the_channels_are_back(
+    pair, prefix, cut_subscriber
+):
+    """The reconnect clause: the broker re-subscribes every channel it holds on its own and
+    yields a Discontinuity, since messages published meanwhile are gone; then they flow."""
+    a, b, _, on_b = pair
+    channel = f"{prefix}ch1"
+    await b.subscribe(channel)
+    await a.publish(channel, b"before")
+    assert (await on_b.next()).data == b"before"
+    assert await cut_subscriber("b") >= 1
+    gap = await on_b.next_gap()
+    assert gap.reason == RECONNECTED  # the connection was lost, Redis kept its state
+    assert gap.channels in (None, frozenset({channel}))  # every channel, or those it moved
+    assert await a.publish(channel, b"after") == 1
+    assert (await on_b.next()).data == b"after"
+    assert on_b.gaps.empty()

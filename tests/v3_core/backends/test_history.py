@@ -1,4 +1,4 @@
-"""The Broker's history contract (positions, reads, trimming), on memory, Redis and a cluster."""
+"""The Broker's history rules (positions, reads, trimming), on memory, Redis and a cluster."""
 
 from __future__ import annotations
 

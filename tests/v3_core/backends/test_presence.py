@@ -1,4 +1,4 @@
-"""The PresenceStore contract, run on every implementation (TTL 0.5 s)."""
+"""What the PresenceStore Protocol promises, run on every implementation (TTL 0.5 s)."""
 
 from __future__ import annotations
 

@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from v3_core.backends.base import BrokerEvent, BrokerMessage, Discontinuity
-from v3_core.backends.redis_broker import RECONNECTED, RedisBroker
+from v3_core.backends.base import RECONNECTED, BrokerEvent, BrokerMessage, Discontinuity
+from v3_core.backends.redis_broker import RedisBroker
 from v3_core.backends.redis_wire import RedisWire
 from v3_core.errors import BackendUnavailable
 
@@ -62,7 +62,7 @@ async def test_a_recycle_takes_effect_at_once_not_at_the_next_probe(redis_url, p
     broker = RedisBroker(redis_url, node_channel=f"{prefix}n:a", probe_interval=60.0)
     async with running(broker) as events:
         await asyncio.sleep(0.2)
-        broker._recycle("test: an unsubscribe failed")
+        broker._subscriber.recycle("test: an unsubscribe failed")
         async with asyncio.timeout(10):  # far below the 60 s to the next probe
             event = await events.get()
         assert event == Discontinuity(RECONNECTED)
@@ -73,7 +73,7 @@ async def test_a_subscribe_while_the_subscriber_reconnects_waits_for_it(redis_ur
     """A client connecting in that moment is admitted a little later, not refused with 1013."""
     broker = RedisBroker(redis_url, node_channel=f"{prefix}n:a", probe_interval=60.0)
     async with running(broker) as events:
-        broker._recycle("test: the connection was dropped")
+        broker._subscriber.recycle("test: the connection was dropped")
         async with asyncio.timeout(5):
             while broker.ready:  # noqa: ASYNC110 (the reader drops it on its own schedule)
                 await asyncio.sleep(0.001)
@@ -97,7 +97,7 @@ async def test_a_subscribe_cut_off_by_a_drop_waits_for_the_new_connection(
     def drop_first_subscribe(self: RedisWire, *commands: tuple[str | bytes, ...]) -> None:
         if commands == (("SUBSCRIBE", channel),) and not swallowed:
             swallowed.append(commands)  # never reaches Redis; the connection is dropped
-            broker._recycle("test: the connection dropped mid-subscribe")
+            broker._subscriber.recycle("test: the connection dropped mid-subscribe")
             return
         send(self, *commands)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from v3_core.backends.redis_url import ClusterUrl, is_cluster, parse_cluster_url
+from v3_core.backends.redis_client import ClusterUrl, is_cluster, parse_cluster_url
 
 
 def test_seeds_in_the_order_given() -> None:

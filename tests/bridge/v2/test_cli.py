@@ -12,12 +12,12 @@ import time
 import pytest
 
 from bridge.cli import main
-from bridge.v2_cli import format_usage
-from bridge.v2_policy import GLOBAL
-from bridge.v2_store import RedisV2Store
-from bridge.v2_usage import ClientDelta
+from bridge.v2.cli import format_usage
+from bridge.v2.policy import GLOBAL
+from bridge.v2.store import RedisV2Store
+from bridge.v2.usage import ClientDelta
 
-from ..conftest import ROOT
+from ...conftest import ROOT
 
 
 def cli_process(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -135,7 +135,7 @@ def test_mode_and_clear_together_are_refused(cli, redis_env):
 
 
 def test_unreachable_redis_exits_1(cli, prefix):
-    from ..helpers import free_port
+    from ...helpers import free_port
 
     result = cli("mode", "--redis-url", f"redis://127.0.0.1:{free_port()}")
     assert result.returncode == 1

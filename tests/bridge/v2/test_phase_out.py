@@ -1,4 +1,4 @@
-"""Phasing V2 out (contract section 7): the mode on real nodes, over HTTP, on both backends."""
+"""Phasing V2 out (docs/ops-runbook.md §8): the mode on real nodes, over HTTP, on both backends."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import httpx
 import pytest
 import websockets
 
-from ..helpers import (
+from ...helpers import (
     MS,
     assert_silent,
     connect,

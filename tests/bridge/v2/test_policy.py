@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from bridge.v2_policy import (
+from bridge.v2.policy import (
     GLOBAL,
     V2Policy,
     closed_reason,
@@ -14,7 +14,7 @@ from bridge.v2_policy import (
     iso_z,
     v3_path,
 )
-from bridge.v2_usage import ClientDelta, ClientUsage, GroupUsage, merge_into, usage_json
+from bridge.v2.usage import ClientDelta, ClientUsage, GroupUsage, merge_into, usage_json
 
 
 def test_default_mode_is_open():

@@ -18,15 +18,15 @@ from typing import Any, Protocol, TypeVar
 import httpx
 from pydantic import ValidationError
 
+from bridge.dead_letter_store import RedisDeadLetterStore
+from bridge.dead_letters import dead_letters_json
+from bridge.settings import Settings
 from translators import open_id_mapper
 from v3_core import BackendUnavailable, ConnectionRejected
 
-from .dead_letter_store import RedisDeadLetterStore
-from .dead_letters import dead_letters_json
-from .settings import Settings
-from .v2_policy import GLOBAL, MODES, Mode, iso_z
-from .v2_store import RedisV2Store
-from .v2_usage import usage_json
+from .policy import GLOBAL, MODES, Mode, iso_z
+from .store import RedisV2Store
+from .usage import usage_json
 
 Json = dict[str, Any]
 T = TypeVar("T")

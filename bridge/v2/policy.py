@@ -1,5 +1,5 @@
-"""The V2 phase-out policy (contract section 7), pure: which mode applies to a group, and what a
-legacy client is told in each mode. No I/O: the stores are in v2_store, the node side in v2_node.
+"""The V2 phase-out policy (docs/ops-runbook.md §8), pure: which mode applies to a group, and what a
+legacy client is told in each mode. No I/O: the stores are in store, the node side in control.
 """
 
 from __future__ import annotations

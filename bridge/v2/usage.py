@@ -1,7 +1,7 @@
 """Who still uses V2: usage records and the report built from them. Pure.
 
 A node accumulates `UsageDelta`s from its own legacy connections and flushes them to a
-`V2Store` every few seconds (v2_node); the store adds them up across nodes and returns
+`V2Store` every few seconds (control); the store adds them up across nodes and returns
 `GroupUsage` rows, which `usage_json` renders for HTTP and the CLI.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .v2_policy import iso_z
+from .policy import iso_z
 
 Key = tuple[str, str]  # (group Vision ID, client Vision ID)
 

@@ -7,12 +7,12 @@ import time
 import pytest
 import redis
 
-from bridge.v2_policy import GLOBAL
-from bridge.v2_store import MemoryV2Store, RedisV2Store, V2Store
-from bridge.v2_usage import ClientDelta
+from bridge.v2.policy import GLOBAL
+from bridge.v2.store import MemoryV2Store, RedisV2Store, V2Store
+from bridge.v2.usage import ClientDelta
 from v3_core import BackendUnavailable
 
-from ..helpers import free_port
+from ...helpers import free_port
 
 
 @pytest.fixture

@@ -16,14 +16,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import TracebackType
 
+from bridge.periodic import every
 from translators.tags import client_legacy, group_legacy
 from v3_core.connection import Connection
 from v3_core.errors import BackendUnavailable, CloseCode, ConnectionRejected
 
-from .periodic import every
-from .v2_policy import GLOBAL, Mode, V2Policy, closed_reason, deprecation_notice
-from .v2_store import V2Store
-from .v2_usage import ClientDelta, GroupUsage, UsageDelta, merge_into
+from .policy import GLOBAL, Mode, V2Policy, closed_reason, deprecation_notice
+from .store import V2Store
+from .usage import ClientDelta, GroupUsage, UsageDelta, merge_into
 
 log = logging.getLogger("aether.v2")
 

@@ -18,11 +18,10 @@ from typing import Any, Protocol
 import redis.asyncio as aioredis
 from redis.typing import EncodableT, FieldT
 
-from v3_core.backends.redis_broker import REDIS_ERRORS, redis_client
-from v3_core.errors import BackendUnavailable
+from v3_core.backends.redis_client import backend_errors, redis_client
 
-from .v2_policy import GLOBAL, Mode, V2Policy
-from .v2_usage import ClientDelta, ClientUsage, GroupUsage, UsageDelta, merge_into
+from .policy import GLOBAL, Mode, V2Policy
+from .usage import ClientDelta, ClientUsage, GroupUsage, UsageDelta, merge_into
 
 DEFAULT_USAGE_TTL = 30 * 86400.0
 _RECORD_CHUNK = 100  # commands per pipeline when recording usage (each ~50 µs to build)
@@ -166,10 +165,8 @@ class RedisV2Store:
         ]
 
     async def _call(self, pending: Any) -> Any:
-        try:
+        with backend_errors("V2 store call failed"):
             return await pending
-        except REDIS_ERRORS as exc:
-            raise BackendUnavailable(f"V2 store call failed: {exc}") from exc
 
     async def aclose(self) -> None:
         await self._redis.aclose()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bridge.v2_node import V2Control
-from bridge.v2_store import MemoryV2Store
+from bridge.v2.control import V2Control
+from bridge.v2.store import MemoryV2Store
 from translators import legacy_tags
 from v3_core import BackendUnavailable, ConnectionRejected
 

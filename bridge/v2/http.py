@@ -10,6 +10,10 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from bridge.api_token import require_api_token
+from bridge.dead_letters import dead_letters_json
+from bridge.node_state import node_of
+from bridge.problems import problem_responses
 from translators import IdMapper
 from v3_core import (
     BackendUnavailable,
@@ -19,12 +23,8 @@ from v3_core import (
     is_vision_id,
 )
 
-from .api_token import require_api_token
-from .dead_letters import DeadLetters, dead_letters_json
-from .problems import problem_responses
-from .v2_node import V2Control
-from .v2_policy import Mode
-from .v2_usage import usage_json
+from .policy import Mode
+from .usage import usage_json
 
 router = APIRouter(
     prefix="/v2",
@@ -44,15 +44,10 @@ class ModeChange(BaseModel):
     group_id: str | int | None = None
 
 
-def _v2(request: Request) -> V2Control:
-    v2: V2Control = request.app.state.v2_control
-    return v2
-
-
 @router.get("/mode")
 async def get_mode(request: Request) -> JSONResponse:
     """The policy this node applies (refreshed from the store every second or so)."""
-    return JSONResponse(_v2(request).policy.as_json())
+    return JSONResponse(node_of(request).v2_control.policy.as_json())
 
 
 @router.put(
@@ -71,8 +66,9 @@ async def put_mode(request: Request) -> JSONResponse:
     except ValidationError as exc:
         return _problem(422, "invalid-body", _reasons(exc))
     try:
-        group_id = await _group_vision_id(request.app.state.id_mapper, change.group_id)
-        policy = await _v2(request).set_mode(group_id, change.mode)
+        node = node_of(request)
+        group_id = await _group_vision_id(node.id_mapper, change.group_id)
+        policy = await node.v2_control.set_mode(group_id, change.mode)
     except ConnectionRejected as exc:
         status, code = (
             (422, "invalid-id")
@@ -89,7 +85,7 @@ async def put_mode(request: Request) -> JSONResponse:
 async def get_usage(request: Request) -> JSONResponse:
     """Legacy groups and clients seen by any node, with message counts and last seen."""
     try:
-        groups = await _v2(request).usage()
+        groups = await node_of(request).v2_control.usage()
     except BackendUnavailable as exc:
         return _problem(503, "backend-unavailable", str(exc))
     return JSONResponse(usage_json(groups))
@@ -99,9 +95,8 @@ async def get_usage(request: Request) -> JSONResponse:
 async def get_dead_letters(request: Request, limit: int = 100) -> JSONResponse:
     """Samples of what the bridge refused to pass on (every node), newest first, with the
     counts per code; tokens and long payloads are cut."""
-    recorder: DeadLetters = request.app.state.dead_letters
     try:
-        letters, counts = await recorder.recent(max(1, min(limit, 1000)))
+        letters, counts = await node_of(request).dead_letters.recent(max(1, min(limit, 1000)))
     except BackendUnavailable as exc:
         return _problem(503, "backend-unavailable", str(exc))
     return JSONResponse(dead_letters_json(letters, counts))
