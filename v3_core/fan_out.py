@@ -49,22 +49,23 @@ class FanOut:
         self._node_id = node_id
         self._channels = channels
         self._v3 = v3
-        self.stats = stats
+        self._stats = stats
         self._timing = timing
-        self.refusals = refusals
+        self._refusals = refusals
         self._clock = clock
         self._on_reconnect = on_reconnect  # Redis may have restarted empty: rejoin presence
         self._unreadable_logged_at = -UNREADABLE_LOG_EVERY
         self.streams = NodeStreams(broker, self.decode, self._deliver_message, self.announce_gap)
 
     async def run(self) -> None:
+        """Deliver each broker message to the local members of its channel, in stream order."""
         streams, registry, observe = self.streams, self._registry, self._timing.observe
         clock, tick = time.perf_counter, 0
         async for event in self._broker.events():
             if isinstance(event, Discontinuity):
                 self._discontinuity(event)
                 continue
-            self.stats.broker_messages += 1
+            self._stats.broker_messages += 1
             if registry.has_channel(event.channel):
                 tick = (tick + 1) & SAMPLE_MASK
                 if tick:
@@ -88,7 +89,7 @@ class FanOut:
             self.streams.reset()
             self._announce_resync(reason)
         else:
-            self.stats.discontinuities += 1
+            self._stats.discontinuities += 1
             self.streams.forget(held)
             for channel in held:
                 self.announce_gap(channel, reason)
@@ -109,9 +110,9 @@ class FanOut:
     def _unreadable(self, message: BrokerMessage, why: UnreadableEnvelope) -> None:
         """Count and drop what this node cannot read (a newer release's format, garbage);
         log it once a minute at most, with how many came since."""
-        self.stats.broker_unreadable += 1
-        if self.refusals is not None:
-            self.refusals.broker_unreadable(message, str(why))
+        self._stats.broker_unreadable += 1
+        if self._refusals is not None:
+            self._refusals.broker_unreadable(message, str(why))
         now = self._clock()
         if now - self._unreadable_logged_at >= UNREADABLE_LOG_EVERY:
             self._unreadable_logged_at = now
@@ -120,7 +121,7 @@ class FanOut:
                 "aether_broker_unreadable_total counts them",
                 message.channel,
                 why,
-                self.stats.broker_unreadable,
+                self._stats.broker_unreadable,
             )
 
     def _deliver(
@@ -153,10 +154,10 @@ class FanOut:
                     out = rendered[dialect.name] = Outgoing(text, channel, position)
                 conn.deliver(out)
             count += 1
-        self.stats.deliveries += count
+        self._stats.deliveries += count
 
     def _announce_resync(self, reason: str) -> None:
-        self.stats.discontinuities += 1
+        self._stats.discontinuities += 1
         envelope = Envelope(origin=self._node_id, text=resync_notice(reason))
         self._deliver(envelope, self._registry.connections)
 
