@@ -16,7 +16,7 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
 
 from .redis_client import backend_errors, is_cluster, redis_client
-from .redis_script_pipe import PipelinedScript
+from .redis_script_pipe import PipelinedScripts, script_sha
 
 _TOUCH_CHUNK = 100  # connections refreshed per script call, and about as many per pipeline
 _SWEEP_CHUNK = 50  # groups swept per pipeline
@@ -39,17 +39,25 @@ class RedisPresenceStore:
         # redis-py refuses scripts in a cluster pipeline: there, the calls of a batch run one
         # by one instead, each routed to its group's node.
         self._pipelined = not is_cluster(url)
-        self._add = self._redis.register_script(_script("add"))
-        self._touch = self._redis.register_script(_script("touch"))
-        self._remove = self._redis.register_script(_script("remove"))
-        self._members = self._redis.register_script(_script("members"))
-        self._expire = self._redis.register_script(_script("expire"))
-        # A heartbeat's touch, one connection at a time, skips redis-py (redis_script_pipe).
-        self._touch_one = (
-            PipelinedScript(url, _script("touch"), timeout=timeout, name="aether-presence")
+        scripts = {name: _script(name) for name in ("add", "touch", "remove", "members", "expire")}
+        self._add = self._redis.register_script(scripts["add"])
+        self._touch = self._redis.register_script(scripts["touch"])
+        self._remove = self._redis.register_script(scripts["remove"])
+        self._members = self._redis.register_script(scripts["members"])
+        self._expire = self._redis.register_script(scripts["expire"])
+        # A connect's add, a close's remove and a heartbeat's touch, one connection at a
+        # time, skip redis-py (redis_script_pipe). Not on a cluster: one wire is one server.
+        self._pipe = (
+            PipelinedScripts(
+                url,
+                (scripts["add"], scripts["touch"], scripts["remove"]),
+                timeout=timeout,
+                name="aether-presence",
+            )
             if self._pipelined
             else None
         )
+        self._sha = {name: script_sha(script) for name, script in scripts.items()}
 
     def _group_key(self, group_id: str) -> str:
         return f"{self._prefix}p:{{{group_id}}}"
@@ -59,19 +67,26 @@ class RedisPresenceStore:
 
     async def add(self, group_id: str, client_id: str, conn_id: str) -> bool:
         keys = [self._group_key(group_id), self._client_prefix(group_id) + client_id]
+        args: list[str | int] = [client_id, conn_id, self._ttl_ms]
         with backend_errors("presence add failed"):
-            return bool(await self._add(keys, [client_id, conn_id, self._ttl_ms]))
+            if self._pipe is not None:
+                return bool(await self._pipe.run(self._sha["add"], keys, args))
+            return bool(await self._add(keys, args))
 
     async def remove(self, group_id: str, client_id: str, conn_id: str) -> bool:
         keys = [self._group_key(group_id), self._client_prefix(group_id) + client_id]
+        args: list[str | int] = [client_id, conn_id]
         with backend_errors("presence remove failed"):
-            return bool(await self._remove(keys, [client_id, conn_id]))
+            if self._pipe is not None:
+                return bool(await self._pipe.run(self._sha["remove"], keys, args))
+            return bool(await self._remove(keys, args))
 
     async def touch(self, entries: list[tuple[str, str, str]]) -> None:
-        if len(entries) == 1 and self._touch_one is not None:
+        if len(entries) == 1 and self._pipe is not None:
             ((group_id, client_id, conn_id),) = entries
+            keys, args = self._touch_call(group_id, [(client_id, conn_id)])
             with backend_errors("presence refresh failed"):
-                await self._touch_one(*self._touch_call(group_id, [(client_id, conn_id)]))
+                await self._pipe.run(self._sha["touch"], keys, args)
             return
         # One script per group, not per connection (Redis runs scripts one at a time and
         # every PUBLISH waits behind them), and about _TOUCH_CHUNK connections per pipeline:
@@ -142,8 +157,8 @@ class RedisPresenceStore:
         return gone
 
     async def aclose(self) -> None:
-        if self._touch_one is not None:
-            await self._touch_one.aclose()
+        if self._pipe is not None:
+            await self._pipe.aclose()
         await self._redis.aclose()
 
 

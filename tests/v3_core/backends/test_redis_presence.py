@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -11,7 +10,6 @@ import pytest
 import redis.asyncio as aioredis
 
 from v3_core.backends.redis_presence import RedisPresenceStore
-from v3_core.errors import BackendUnavailable
 
 ENTRIES = [(f"g{i % 20}", f"c{i}", f"conn{i}") for i in range(1000)]  # 20 groups of 50
 
@@ -102,12 +100,27 @@ async def test_a_sweep_takes_one_round_trip_per_fifty_groups(store, client, monk
 
 
 async def test_concurrent_lone_touches_share_the_pipe_and_survive_a_script_flush(store, client):
-    """Heartbeats' touches go through one hiredis wire; a Redis that forgot the script (as
-    after SCRIPT FLUSH) costs one failed batch, then the wire is opened and loaded again."""
+    """Heartbeats' touches go through one hiredis wire; a Redis that forgot the scripts (as
+    after SCRIPT FLUSH) gets them loaded again and the calls it refused sent once more."""
     await asyncio.gather(*(store.touch([entry]) for entry in ENTRIES[:50]))
     assert len(await store.members("g3")) == 3  # c3, c23, c43
     await client.script_flush()
-    with contextlib.suppress(BackendUnavailable):
-        await store.touch(ENTRIES[:1])
     await store.touch(ENTRIES[:1])
     assert "c0" in await store.members("g0")
+
+
+async def test_connects_and_closes_share_the_pipe_and_survive_a_script_flush(store, client):
+    """A storm of connects' adds and closes' removes, through the same wire as the touches:
+    after SCRIPT FLUSH none of them fails, and each tells who came online or went offline."""
+    await client.script_flush()
+    came_online = await asyncio.gather(
+        *(store.add("gx", f"c{i % 10}", f"conn{i}") for i in range(40))
+    )
+    assert sum(came_online) == 10  # each client's first connection
+    assert len(await store.members("gx")) == 10
+    await client.script_flush()
+    went_offline = await asyncio.gather(
+        *(store.remove("gx", f"c{i % 10}", f"conn{i}") for i in range(40))
+    )
+    assert sum(went_offline) == 10  # each client's last connection
+    assert await store.members("gx") == []
