@@ -49,9 +49,19 @@ def render_v2(text: str, tags: Tags = NO_TAGS, *, legacy_of: LegacyLookup | None
 
 
 def render_v2_error(code: str, detail: str, **extra: float | str) -> str:
-    """The reply to a rejected legacy frame: ``{"type": "error", "msg", "data": {"code", ...}}``."""
+    """The reply to a rejected legacy frame: ``{"type": "error", "msg", "data": {"code", ...}}``,
+    with the keys every V2 frame has (``from``, ``group`` and ``sent_at`` null)."""
     data = {"code": code, **extra}
-    return orjson.dumps({"type": "error", "msg": detail, "data": data}).decode()
+    frame = {
+        "type": "error",
+        "target": "echo",
+        "msg": detail,
+        "data": data,
+        "from": None,
+        "group": None,
+        "sent_at": None,
+    }
+    return orjson.dumps(frame).decode()
 
 
 def _id(vision_id: Any, legacy: str, namespace: str, legacy_of: LegacyLookup | None) -> Any:

@@ -211,8 +211,12 @@ def test_render_error(dialect: V2Dialect) -> None:
     )
     assert json.loads(rendered) == {
         "type": "error",
+        "target": "echo",
         "msg": "the frame looks like JSON but is not",
         "data": {"code": "invalid-json"},
+        "from": None,
+        "group": None,
+        "sent_at": None,
     }
 
 
@@ -302,7 +306,15 @@ async def test_legacy_rejected_frame_gets_a_v2_error(
         await manager.receive(conn, '{"msg": 5}')
         await eventually(lambda: len(frames(out)) == 1)
     assert frames(out) == [
-        {"type": "error", "msg": "'msg' must be a string", "data": {"code": "invalid-field"}}
+        {
+            "type": "error",
+            "target": "echo",
+            "msg": "'msg' must be a string",
+            "data": {"code": "invalid-field"},
+            "from": None,
+            "group": None,
+            "sent_at": None,
+        }
     ]
 
 

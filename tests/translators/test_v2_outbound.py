@@ -136,7 +136,8 @@ def test_render_v2_keeps_the_vision_id_when_the_lookup_knows_nothing() -> None:
 
 def test_render_v2_error_has_the_legacy_shape() -> None:
     assert render_v2_error("invalid-json", "not JSON") == (
-        '{"type":"error","msg":"not JSON","data":{"code":"invalid-json"}}'
+        '{"type":"error","target":"echo","msg":"not JSON","data":{"code":"invalid-json"},'
+        '"from":null,"group":null,"sent_at":null}'
     )
 
 
