@@ -18,6 +18,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
+from translators.tags import client_legacy, group_legacy
 from v3_core.backends.base import BrokerMessage
 from v3_core.connection import Connection
 from v3_core.errors import BackendUnavailable, MessageRejected
@@ -148,8 +149,8 @@ class DeadLetters:
             sample=cut(text, self._sample_bytes) if text else "",
             size=size if size is not None else len(text.encode()) if text else 0,
             client_id=conn.client_id if conn is not None else "",
-            group_legacy=conn.group_legacy if conn is not None else "",
-            client_legacy=conn.client_legacy if conn is not None else "",
+            group_legacy=group_legacy(conn.tags) if conn is not None else "",
+            client_legacy=client_legacy(conn.tags) if conn is not None else "",
         )
         self._pending.setdefault((group_id, code), []).append(letter)
 

@@ -15,12 +15,12 @@ import logging
 import re
 import time
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import parse_qs
 
 from starlette.applications import Starlette
 
-from translators import IdMapper
+from translators import IdMapper, legacy_tags
 from v3_core import (
     BackendUnavailable,
     CloseCode,
@@ -31,6 +31,7 @@ from v3_core import (
     MessageRejected,
     is_vision_id,
 )
+from v3_core.routing import NO_TAGS, Tags
 from v3_core.streams import Position, StreamName, parse_recover
 
 from .asgi import ASGIApp, Receive, Scope, Send
@@ -119,15 +120,14 @@ async def not_found(scope: Scope, receive: Receive, send: Send) -> None:
 class SocketPlan:
     """What ``serve_socket`` needs to know about one socket, settled before it is accepted.
 
-    Who it is (the Vision IDs, and the database integers legacy clients see), how it speaks,
-    and how its handshake went. One per socket, kept while it is open.
+    Who it is (the Vision IDs, and its tags: the database integers legacy clients see), how it
+    speaks, and how its handshake went. One per socket, kept while it is open.
     """
 
     group_id: str
     client_id: str
     dialect: Dialect
-    group_legacy: str = ""
-    client_legacy: str = ""
+    tags: Tags = field(default_factory=lambda: NO_TAGS)  # translators.legacy_tags
     subprotocol: str | None = None  # the one the client offered, accepted back
     started: float = 0.0  # perf_counter() at the connect event, for the handshake histogram
     expires_at: float | None = None  # unix seconds: its token expires, the socket closes (4501)
@@ -191,7 +191,8 @@ async def v3_plan(node: NodeState, group_id: str, client_id: str) -> SocketPlan:
                 f"{name} {value[:40]!r} is not a Vision ID; {MIGRATION_HINT}",
             )
     group_legacy, client_legacy = await legacy_ids(node.id_mapper, group_id, client_id)
-    return SocketPlan(group_id, client_id, node.manager.v3, group_legacy, client_legacy)
+    tags = legacy_tags(group=group_legacy, client=client_legacy)
+    return SocketPlan(group_id, client_id, node.manager.v3, tags)
 
 
 def recover_positions(scope: Scope) -> dict[StreamName, Position] | None:
@@ -219,8 +220,7 @@ async def legacy_plan(node: NodeState, group_id: str, client_id: str) -> SocketP
         group.vision_id,
         client.vision_id,
         node.v2_dialect,
-        group.legacy,
-        client.legacy,
+        legacy_tags(group=group.legacy, client=client.legacy),
         greeting=greeting,
         v2_control=node.v2_control,
     )
@@ -253,8 +253,7 @@ async def serve_socket(
             plan.client_id,
             sender,
             dialect=plan.dialect,
-            group_legacy=plan.group_legacy,
-            client_legacy=plan.client_legacy,
+            tags=plan.tags,
             recover=plan.recover,
         ) as conn:
             await sender.accept(plan.subprotocol)

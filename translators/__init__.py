@@ -3,6 +3,7 @@
 from .dialect import V2Dialect
 from .id_mapping import IdMapper, ResolvedId, canonical_legacy
 from .id_stores import IdStore, MemoryIdStore, Namespace, RedisIdStore
+from .tags import legacy_tags
 from .upstream import IdLookup, UpstreamIdLookup
 from .v2_inbound import V2Frame, V3Frame, parse_v2_frame, v3_json
 from .v2_outbound import LegacyLookup, render_v2, render_v2_error
@@ -22,6 +23,7 @@ __all__ = [
     "V2Frame",
     "V3Frame",
     "canonical_legacy",
+    "legacy_tags",
     "open_id_mapper",
     "parse_v2_frame",
     "render_v2",

@@ -12,6 +12,7 @@ from v3_core.messages import MessageV3, parse_client_message
 from v3_core.routing import Envelope
 
 from .id_mapping import IdMapper
+from .tags import client_legacy, group_legacy
 from .v2_inbound import V2Frame, V3Frame, parse_v2_frame, v3_json
 from .v2_outbound import render_v2, render_v2_error
 
@@ -20,6 +21,8 @@ class V2Dialect:
     """How legacy clients speak. One per node: it holds no per-connection state."""
 
     name = "v2"
+    # V3-shaped frames' "heartbeat"; V2's text "ping" and {"type": "ping" or "heartbeat"}
+    heartbeat_hints: tuple[str, ...] = ("heartbeat", "ping")
 
     def __init__(
         self, mapper: IdMapper, *, allow_broadcast: bool = True, new_ids_per_connection: int = 0
@@ -51,8 +54,8 @@ class V2Dialect:
     def _validate(self, frame: V2Frame | V3Frame, to_id: str | None, conn: Connection) -> MessageV3:
         fields = frame.mapped(
             to_id,
-            client=(conn.client_id, conn.client_legacy),
-            group=(conn.group_id, conn.group_legacy),
+            client=(conn.client_id, client_legacy(conn.tags)),
+            group=(conn.group_id, group_legacy(conn.tags)),
         )
         return parse_client_message(
             v3_json(fields),
@@ -62,12 +65,7 @@ class V2Dialect:
         )
 
     def render(self, envelope: Envelope) -> str:
-        return render_v2(
-            envelope.text,
-            from_legacy=envelope.from_legacy,
-            group_legacy=envelope.group_legacy,
-            legacy_of=self.mapper.cached_legacy,
-        )
+        return render_v2(envelope.text, envelope.tags, legacy_of=self.mapper.cached_legacy)
 
     def render_error(self, rejected: MessageRejected) -> str:
         return render_v2_error(rejected.code, rejected.detail, **rejected.extra)

@@ -1,7 +1,7 @@
 """Encoded WS_Message_V3 -> the V2 frame a legacy client receives (docs/v2-dialect.md §2). Pure.
 
 Called once per message per node, never per connection, and never does I/O: the integer IDs
-come from the envelope or from a lookup the caller passes in (an in-memory cache).
+come from the sender's tags or from a lookup the caller passes in (an in-memory cache).
 """
 
 from __future__ import annotations
@@ -13,44 +13,55 @@ from typing import Any
 import orjson
 
 from v3_core.ids import is_legacy_int
+from v3_core.routing import NO_TAGS, Tags
+
+from .tags import client_legacy, group_legacy
 
 LegacyLookup = Callable[[str, str], str | None]
 """``(namespace, vision_id) -> database integer or None``; must not do I/O."""
 
+# V2 key <- V3 field, for the keys a frame has only when the message has a value
+_OPTIONAL = (("msg", "msg"), ("cmd", "cmd"), ("data", "payload"))
 
-def render_v2(
-    text: str,
-    *,
-    from_legacy: str = "",
-    group_legacy: str = "",
-    legacy_of: LegacyLookup | None = None,
-) -> str:
-    """The V2 form of an encoded V3 message.
 
-    ``from``/``group`` are the database integers (JSON numbers) when known, else the Vision
-    IDs. Text that is not a JSON object, or cannot be re-encoded (the core never sends such
-    text), passes through unchanged: a renderer that raised would stop the node's fan-out.
+def render_v2(text: str, tags: Tags = NO_TAGS, *, legacy_of: LegacyLookup | None = None) -> str:
+    """The V2 form of an encoded V3 message, sent with ``tags`` (its sender's, `legacy_tags`).
+
+    ``type``, ``target``, ``from``, ``group`` and ``sent_at`` are always there, null when the
+    message has no value (legacy frontends read that fixed set); ``msg``, ``cmd`` and ``data``
+    only when it has one. ``from``/``group`` are the database integers (JSON numbers) when
+    known, else the Vision IDs. Text that is not a JSON object, or cannot be re-encoded (the
+    core never sends such text), passes through unchanged: a renderer that raised would stop
+    the node's fan-out.
     """
     message = _loads(text)
     if not isinstance(message, dict):
         return text
-    frame = {
-        "type": message.get("msg_type"),
-        "target": message.get("target"),
-        "msg": message.get("msg"),
-        "cmd": message.get("cmd"),
-        "data": message.get("payload"),
-        "from": _id(message.get("from_id"), from_legacy, "client", legacy_of),
-        "group": _id(message.get("group_id"), group_legacy, "group", legacy_of),
-        "sent_at": message.get("sent_at"),
-    }
-    return _dumps({key: value for key, value in frame.items() if value is not None}) or text
+    frame: dict[str, Any] = {"type": message.get("msg_type"), "target": message.get("target")}
+    for key, field in _OPTIONAL:
+        value = message.get(field)
+        if value is not None:
+            frame[key] = value
+    frame["from"] = _id(message.get("from_id"), client_legacy(tags), "client", legacy_of)
+    frame["group"] = _id(message.get("group_id"), group_legacy(tags), "group", legacy_of)
+    frame["sent_at"] = message.get("sent_at")
+    return _dumps(frame) or text
 
 
 def render_v2_error(code: str, detail: str, **extra: float | str) -> str:
-    """The reply to a rejected legacy frame: ``{"type": "error", "msg", "data": {"code", ...}}``."""
+    """The reply to a rejected legacy frame: ``{"type": "error", "msg", "data": {"code", ...}}``,
+    with the keys every V2 frame has (``from``, ``group`` and ``sent_at`` null)."""
     data = {"code": code, **extra}
-    return orjson.dumps({"type": "error", "msg": detail, "data": data}).decode()
+    frame = {
+        "type": "error",
+        "target": "echo",
+        "msg": detail,
+        "data": data,
+        "from": None,
+        "group": None,
+        "sent_at": None,
+    }
+    return orjson.dumps(frame).decode()
 
 
 def _id(vision_id: Any, legacy: str, namespace: str, legacy_of: LegacyLookup | None) -> Any:

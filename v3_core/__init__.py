@@ -10,9 +10,10 @@ from .errors import (
     MessageRejected,
 )
 from .ids import ConnId, VisionId, is_legacy_int, is_vision_id, new_vision_id, parse_vision_id
-from .manager import ConnectionManager, ManagerStats
+from .manager import ConnectionManager
 from .messages import MessageV3, encode, error_reply, parse_client_message, stamp
 from .routing import Channels, Envelope
+from .stats import ManagerStats
 
 __all__ = [
     "BackendUnavailable",

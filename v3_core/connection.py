@@ -21,7 +21,7 @@ from typing import Protocol
 from .errors import CloseCode, MessageRejected
 from .ids import ConnId
 from .messages import MessageV3, error_reply, parse_client_message
-from .routing import Envelope
+from .routing import NO_TAGS, Envelope, Tags
 from .streams import Position
 
 log = logging.getLogger("aether.connection")
@@ -85,6 +85,9 @@ class Dialect(Protocol):
     """How one family of clients speaks: V3 natively, or a legacy dialect translated."""
 
     name: str
+    heartbeat_hints: tuple[str, ...]
+    """Words every heartbeat frame of this dialect contains: over the rate limit, a frame with
+    none of them is refused without being read (`v3_core.ratelimit.may_be_heartbeat`)."""
 
     async def parse(self, text: str, conn: Connection) -> MessageV3:
         """A stamped, valid MessageV3 from the client's frame, or MessageRejected."""
@@ -105,6 +108,7 @@ class V3Dialect:
     """WS_Message_V3 as is: the text from the broker goes to the socket untouched."""
 
     name = "v3"
+    heartbeat_hints: tuple[str, ...] = ("heartbeat",)  # its msg_type
 
     def __init__(self, *, allow_broadcast: bool = True) -> None:
         self.allow_broadcast = allow_broadcast
@@ -155,11 +159,9 @@ class Connection:
         "_send_started",
         "_writer",
         "client_id",
-        "client_legacy",
         "conn_id",
         "dialect",
         "group_id",
-        "group_legacy",
         "left_positions",
         "messages_in",
         "new_ids",
@@ -169,6 +171,7 @@ class Connection:
         "rate_strikes",
         "resumed_from",
         "sender",
+        "tags",
     )
 
     def __init__(
@@ -180,8 +183,7 @@ class Connection:
         sender: Sender,
         dialect: Dialect,
         limits: QueueLimits,
-        group_legacy: str = "",
-        client_legacy: str = "",
+        tags: Tags = NO_TAGS,
         on_slow: Callable[[Connection], None] | None = None,
         recover: dict[str, Position] | None = None,
     ) -> None:
@@ -190,8 +192,7 @@ class Connection:
         self.client_id = client_id
         self.sender = sender
         self.dialect = dialect
-        self.group_legacy = group_legacy
-        self.client_legacy = client_legacy
+        self.tags = tags  # opaque (routing.Tags): every message it sends carries them
         self.messages_in = 0
         self.new_ids = 0  # legacy integers this connection had looked up that were not cached
         # The inbound rate limit's bucket (v3_core.ratelimit.Metered): all zero means full.

@@ -12,9 +12,6 @@ from typing import Final, Protocol
 
 from .errors import MessageRejected
 
-# Every heartbeat frame of either dialect holds one of these words (V3 msg_type "heartbeat";
-# V2 text "ping", type "ping" or "heartbeat"). Only a hint: the parse decides.
-HEARTBEAT_WORDS: Final = ("heartbeat", "ping")
 # A heartbeat carries nothing: a longer frame over the limit is not looked at.
 HEARTBEAT_MAX_CHARS: Final = 512
 
@@ -27,9 +24,13 @@ class Metered(Protocol):
     rate_strikes: int  # frames rejected in a row
 
 
-def may_be_heartbeat(text: str) -> bool:
-    """Cheap pre-check before looking at a frame over the limit to see if it is a heartbeat."""
-    return len(text) <= HEARTBEAT_MAX_CHARS and any(word in text for word in HEARTBEAT_WORDS)
+def may_be_heartbeat(text: str, hints: tuple[str, ...]) -> bool:
+    """Cheap pre-check before looking at a frame over the limit to see if it is a heartbeat.
+
+    ``hints``: the words every heartbeat of the sender's dialect contains (`Dialect`). Only a
+    hint: the dialect's parse decides.
+    """
+    return len(text) <= HEARTBEAT_MAX_CHARS and any(word in text for word in hints)
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,9 @@ group, one per local client, the broadcast channel and its own node channel (liv
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
 
 import orjson
 
@@ -69,6 +71,16 @@ class Channels:
         return ECHO
 
 
+Tags = Mapping[str, str]
+"""What a dialect attaches to a connection and to the messages it sends, opaque to the core.
+
+The core carries them from the sending connection through the broker to every node's renderer
+and never reads them (as centrifuge carries a publication's tags). A key or value holds no
+space, ``=`` or newline, and ``o`` and ``s`` are the envelope's own keys.
+"""
+
+NO_TAGS: Tags = MappingProxyType({})  # shared by every connection and message without tags
+
 ENVELOPE = "aether/1"  # format and major version; a node reads its own major only
 
 
@@ -82,30 +94,27 @@ class Envelope:
     """What travels between nodes: the encoded V3 text plus routing facts it does not carry.
 
     ``skip_conn`` is the sending connection for ``direct`` (the sender gets no copy even when
-    it messages its own client ID); ``from_legacy``/``group_legacy`` are the integer IDs the
-    V2 outbound translator shows legacy clients, so receivers never look them up.
+    it messages its own client ID); ``tags`` are the sending connection's (`Tags`), so the
+    dialects that render the message on other nodes never look them up.
 
-    On the wire: ``aether/1 o=<origin> [s=<skip>] [f=<from>] [g=<group>]``, a newline, then
-    the V3 JSON text. Keys a node does not know are ignored, so a newer release can add one
-    and an older node still reads the rest; a new major version is for what cannot be read
-    that way.
+    On the wire: ``aether/1 o=<origin> [s=<skip>] [<tag>=<value> ...]``, a newline, then the
+    V3 JSON text. Every key but ``o`` and ``s`` is a tag, and a dialect reads only the tags it
+    knows: a newer release can add one and an older node still reads the rest (the legacy
+    dialect's ``f`` and ``g`` read the same before tags had a name). A new major version is
+    for what cannot be read that way.
     """
 
     origin: str
     text: str
     skip_conn: str = ""
-    from_legacy: str = ""
-    group_legacy: str = ""
+    tags: Tags = field(default_factory=lambda: NO_TAGS)
 
     def pack(self) -> bytes:
         fields = [ENVELOPE, f"o={self.origin}"]
-        for key, value in (
-            ("s", self.skip_conn),
-            ("f", self.from_legacy),
-            ("g", self.group_legacy),
-        ):
-            if value:
-                fields.append(f"{key}={value}")
+        if self.skip_conn:
+            fields.append(f"s={self.skip_conn}")
+        for key, value in self.tags.items():
+            fields.append(f"{key}={value}")
         return f"{' '.join(fields)}\n{self.text}".encode()
 
     @classmethod
@@ -126,10 +135,5 @@ class Envelope:
             raise UnreadableEnvelope(f"body is not JSON: {exc}") from None
         if not isinstance(message, dict) or message.get("version") != "3":
             raise UnreadableEnvelope('body is not a V3 message (version "3")')
-        return cls(
-            origin=values.get("o", ""),
-            text=text,
-            skip_conn=values.get("s", ""),
-            from_legacy=values.get("f", ""),
-            group_legacy=values.get("g", ""),
-        )
+        origin, skip_conn = values.pop("o", ""), values.pop("s", "")
+        return cls(origin, text, skip_conn, values or NO_TAGS)

@@ -27,7 +27,7 @@ if len(sys.argv) > 1 and sys.argv[1] == "serve" and "aether-bridge" in sys.argv[
 
     import uvicorn.server
 
-    import v3_core.manager
+    import v3_core.presence_keeper
 
     _log = open(  # lives as long as the process
         os.path.join(os.environ.get("AETHER_PROBE_DIR", "/tmp"), f"probe-{os.getpid()}.log"),
@@ -71,9 +71,9 @@ if len(sys.argv) > 1 and sys.argv[1] == "serve" and "aether-bridge" in sys.argv[
 
     uvicorn.server.Server.serve = _serve_probed  # type: ignore[method-assign]
 
-    _refresh = v3_core.manager.ConnectionManager._refresh_and_sweep
+    _refresh = v3_core.presence_keeper.PresenceKeeper.refresh_and_sweep
 
-    async def _refresh_probed(self: v3_core.manager.ConnectionManager) -> None:
+    async def _refresh_probed(self: v3_core.presence_keeper.PresenceKeeper) -> None:
         wall, cpu = time.monotonic(), time.thread_time()
         try:
             await _refresh(self)
@@ -81,4 +81,4 @@ if len(sys.argv) > 1 and sys.argv[1] == "serve" and "aether-bridge" in sys.argv[
             took, used = (time.monotonic() - wall) * 1000, (time.thread_time() - cpu) * 1000
             _log.write(f"{wall:.3f} refresh {took:.1f} cpu {used:.1f}\n")
 
-    v3_core.manager.ConnectionManager._refresh_and_sweep = _refresh_probed  # type: ignore[method-assign]
+    v3_core.presence_keeper.PresenceKeeper.refresh_and_sweep = _refresh_probed  # type: ignore[method-assign]

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from types import TracebackType
 
 from bridge.periodic import every
+from translators.tags import client_legacy, group_legacy
 from v3_core.connection import Connection
 from v3_core.errors import BackendUnavailable, CloseCode, ConnectionRejected
 
@@ -156,7 +157,7 @@ class V2Control:
         found: dict[str, tuple[int, str]] = {}
         for conn in self._open:
             n, legacy = found.get(conn.group_id, (0, ""))
-            found[conn.group_id] = (n + 1, legacy or conn.group_legacy)
+            found[conn.group_id] = (n + 1, legacy or group_legacy(conn.tags))
         return found
 
     @property
@@ -187,6 +188,6 @@ class V2Control:
     def _note(self, conn: Connection, *, messages: int, connects: int) -> None:
         key = (conn.group_id, conn.client_id)
         delta = ClientDelta(
-            conn.group_legacy, conn.client_legacy, messages, connects, self._clock()
+            group_legacy(conn.tags), client_legacy(conn.tags), messages, connects, self._clock()
         )
         merge_into(self._pending, {key: delta})

@@ -73,6 +73,9 @@ def deprecation_notice(group_id: str, client_id: str) -> str:
         "cmd": "deprecation",
         "msg": f"the V2 protocol is deprecated; connect to {path} (see {GUIDE})",
         "data": {"v3_url": path, "mode": "warn", "guide": GUIDE},
+        "from": None,  # the keys every V2 frame has
+        "group": None,
+        "sent_at": None,
     }
     return orjson.dumps(frame).decode()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from bridge.dead_letter_store import MemoryDeadLetterStore
 from bridge.dead_letters import PER_FLUSH, DeadLetters
+from translators import legacy_tags
 from v3_core import MessageRejected, QueueLimits
 from v3_core.messages import parse_server_message
 
@@ -50,7 +51,7 @@ async def test_a_flood_costs_one_store_call_per_flush_and_bounded_samples():
     manager = embedded_manager()
 
     class Conn:  # what the recorder reads of a connection
-        group_id, client_id, group_legacy, client_legacy = "grp_a", "alice", "42", "7"
+        group_id, client_id, tags = "grp_a", "alice", legacy_tags(group="42", client="7")
 
     for _ in range(1000):
         recorder.frame_refused(Conn(), "[[[", MessageRejected("untranslatable", "deep"))  # type: ignore[arg-type]

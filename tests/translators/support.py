@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from v3_core.connection import Connection, QueueLimits, V3Dialect
 from v3_core.ids import new_conn_id
+from v3_core.routing import NO_TAGS, Tags
 
 from ..support.senders import RecordingSender
 
@@ -12,8 +13,7 @@ def make_connection(
     *,
     group_id: str = "grpVision",
     client_id: str = "cliVision",
-    group_legacy: str = "",
-    client_legacy: str = "",
+    tags: Tags = NO_TAGS,
 ) -> Connection:
     """A connection as the manager would build it, without a socket or a writer."""
     return Connection(
@@ -23,6 +23,5 @@ def make_connection(
         sender=RecordingSender(),
         dialect=V3Dialect(),
         limits=QueueLimits(),
-        group_legacy=group_legacy,
-        client_legacy=client_legacy,
+        tags=tags,
     )

@@ -10,7 +10,7 @@ import pytest
 import respx
 
 from tests.helpers import eventually
-from translators import IdMapper, MemoryIdStore, UpstreamIdLookup, V2Dialect
+from translators import IdMapper, MemoryIdStore, UpstreamIdLookup, V2Dialect, legacy_tags
 from v3_core.backends import open_backends
 from v3_core.connection import Dialect
 from v3_core.errors import MessageRejected
@@ -21,7 +21,7 @@ from ..support.senders import RecordingSender
 from .support import make_connection
 
 BASE = "http://ids.test"
-LEGACY_CONN = {"group_legacy": "3", "client_legacy": "17"}
+LEGACY_CONN: dict[str, Any] = {"tags": legacy_tags(group="3", client="17")}
 HEARTBEAT_V3 = '{"msg_type": "heartbeat", "target": "echo"}'
 
 
@@ -37,7 +37,7 @@ def dialect(mapper: IdMapper) -> V2Dialect:
     return V2Dialect(mapper)
 
 
-async def rejection(dialect: V2Dialect, text: str, **conn: str) -> MessageRejected:
+async def rejection(dialect: V2Dialect, text: str, **conn: Any) -> MessageRejected:
     with pytest.raises(MessageRejected) as caught:
         await dialect.parse(text, make_connection(**conn))
     return caught.value
@@ -177,13 +177,13 @@ async def test_parse_to_while_the_lookup_is_down_is_publish_failed() -> None:
     )
 
 
-def test_render_uses_the_envelope_integers(dialect: V2Dialect) -> None:
+def test_render_uses_the_integers_the_envelope_carries(dialect: V2Dialect) -> None:
     text = (
         '{"version":"3","msg_type":"msg","target":"group","from_id":"a","group_id":"b","msg":"x"}'
     )
-    envelope = Envelope(origin="n1", text=text, from_legacy="17", group_legacy="3")
-    assert (
-        dialect.render(envelope) == '{"type":"msg","target":"group","msg":"x","from":17,"group":3}'
+    envelope = Envelope(origin="n1", text=text, tags=legacy_tags(group="3", client="17"))
+    assert dialect.render(envelope) == (
+        '{"type":"msg","target":"group","msg":"x","from":17,"group":3,"sent_at":null}'
     )
 
 
@@ -197,7 +197,13 @@ async def test_render_uses_integers_this_node_resolved(
         {"msg_type": "heartbeat", "target": "echo", "from_id": "cliB", "group_id": group_id}
     )
     rendered = json.loads(dialect.render(Envelope(origin="n1", text=text)))
-    assert rendered == {"type": "heartbeat", "target": "echo", "from": 42, "group": 3}
+    assert rendered == {
+        "type": "heartbeat",
+        "target": "echo",
+        "from": 42,
+        "group": 3,
+        "sent_at": None,
+    }
 
 
 def test_render_error(dialect: V2Dialect) -> None:
@@ -206,8 +212,12 @@ def test_render_error(dialect: V2Dialect) -> None:
     )
     assert json.loads(rendered) == {
         "type": "error",
+        "target": "echo",
         "msg": "the frame looks like JSON but is not",
         "data": {"code": "invalid-json"},
+        "from": None,
+        "group": None,
+        "sent_at": None,
     }
 
 
@@ -241,8 +251,7 @@ async def test_legacy_and_v3_clients_see_each_other(
             legacy_client.vision_id,
             legacy_out,
             dialect=dialect,
-            group_legacy=group.legacy,
-            client_legacy=legacy_client.legacy,
+            tags=legacy_tags(group=group.legacy, client=legacy_client.legacy),
         ) as legacy,
         manager.connect(group.vision_id, "cliV3", v3_out) as modern,
     ):
@@ -279,8 +288,7 @@ async def test_legacy_ping_gets_a_v2_heartbeat_echo(
         client.vision_id,
         out,
         dialect=dialect,
-        group_legacy=group.legacy,
-        client_legacy=client.legacy,
+        tags=legacy_tags(group=group.legacy, client=client.legacy),
     ) as conn:
         conn.start_writer()
         await manager.receive(conn, "ping")
@@ -299,7 +307,15 @@ async def test_legacy_rejected_frame_gets_a_v2_error(
         await manager.receive(conn, '{"msg": 5}')
         await eventually(lambda: len(frames(out)) == 1)
     assert frames(out) == [
-        {"type": "error", "msg": "'msg' must be a string", "data": {"code": "invalid-field"}}
+        {
+            "type": "error",
+            "target": "echo",
+            "msg": "'msg' must be a string",
+            "data": {"code": "invalid-field"},
+            "from": None,
+            "group": None,
+            "sent_at": None,
+        }
     ]
 
 
@@ -315,8 +331,7 @@ async def test_legacy_client_sees_its_own_join_and_can_list_members(
         client.vision_id,
         out,
         dialect=dialect,
-        group_legacy=group.legacy,
-        client_legacy=client.legacy,
+        tags=legacy_tags(group=group.legacy, client=client.legacy),
     ) as conn:
         conn.start_writer()
         await manager.receive(conn, '{"msg_type": "presence", "target": "echo"}')
@@ -337,6 +352,7 @@ async def test_legacy_client_sees_its_own_join_and_can_list_members(
             "type": "presence",
             "target": "group",
             "data": {"event": "join", "client_id": client.vision_id},
+            "from": None,  # a legacy frontend reads it on every frame
             "group": 3,
         },
     ]

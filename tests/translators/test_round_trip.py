@@ -9,7 +9,7 @@ import orjson
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from translators import V2Frame, V3Frame, parse_v2_frame, render_v2, v3_json
+from translators import V2Frame, V3Frame, legacy_tags, parse_v2_frame, render_v2, v3_json
 from v3_core.errors import MessageRejected
 from v3_core.ids import is_legacy_int
 from v3_core.messages import MessageV3, encode, parse_client_message
@@ -68,7 +68,7 @@ def to_v3(text: str) -> MessageV3:
 
 def round_trip(frame: dict[str, Any]) -> dict[str, Any]:
     message = to_v3(orjson.dumps(frame).decode())
-    rendered = render_v2(encode(message), from_legacy=CLIENT[1], group_legacy=GROUP[1])
+    rendered = render_v2(encode(message), legacy_tags(group=GROUP[1], client=CLIENT[1]))
     result: dict[str, Any] = json.loads(rendered)
     return result
 

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from translators import render_v2, render_v2_error
+from translators import legacy_tags, render_v2, render_v2_error
+from v3_core.routing import NO_TAGS, Tags
 
 AT = "2030-01-02T03:04:05.000006Z"
 
@@ -20,87 +21,110 @@ OUTBOUND = [
     (
         "group-msg",
         v3(msg_type="msg", target="group", from_id="cliA", group_id="grpA", msg="hi"),
-        {"from_legacy": "7", "group_legacy": "3"},
+        legacy_tags(group="3", client="7"),
         {"type": "msg", "target": "group", "msg": "hi", "from": 7, "group": 3, "sent_at": AT},
     ),
     (
         "cmd-with-payload",
         v3(msg_type="cmd", target="group", from_id="cliA", group_id="grpA", cmd="RELOAD",
            payload={"force": True}),
-        {"from_legacy": "7", "group_legacy": "3"},
+        legacy_tags(group="3", client="7"),
         {"type": "cmd", "target": "group", "cmd": "RELOAD", "data": {"force": True}, "from": 7,
          "group": 3, "sent_at": AT},
     ),
     (
         "vision-ids-without-integers",
         v3(msg_type="msg", target="direct", from_id="cliA", group_id="grpA", to_id="cliB", msg="x"),
-        {},
+        NO_TAGS,
         {"type": "msg", "target": "direct", "msg": "x", "from": "cliA", "group": "grpA",
          "sent_at": AT},
     ),
     (
         "broadcast-from-the-platform",
         v3(msg_type="cmd", target="broadcast", cmd="MAINTENANCE"),
-        {},
-        {"type": "cmd", "target": "broadcast", "cmd": "MAINTENANCE", "sent_at": AT},
+        NO_TAGS,
+        {"type": "cmd", "target": "broadcast", "cmd": "MAINTENANCE", "from": None, "group": None,
+         "sent_at": AT},
     ),
     (
         "heartbeat-echo",
         v3(msg_type="heartbeat", target="echo", from_id="cliA", group_id="grpA"),
-        {"from_legacy": "7", "group_legacy": "3"},
+        legacy_tags(group="3", client="7"),
         {"type": "heartbeat", "target": "echo", "from": 7, "group": 3, "sent_at": AT},
     ),
     (
         "presence-event",
         v3(msg_type="presence", target="group", group_id="grpA",
            payload={"event": "join", "client_id": "cliB"}),
-        {"group_legacy": "3"},
+        legacy_tags(group="3"),
         {"type": "presence", "target": "group", "data": {"event": "join", "client_id": "cliB"},
-         "group": 3, "sent_at": AT},
+         "from": None, "group": 3, "sent_at": AT},
     ),
     (
         "empty-payload",
         v3(msg_type="msg", target="group", group_id="grpA", payload={}),
-        {},
-        {"type": "msg", "target": "group", "data": {}, "group": "grpA", "sent_at": AT},
+        NO_TAGS,
+        {"type": "msg", "target": "group", "data": {}, "from": None, "group": "grpA",
+         "sent_at": AT},
     ),
 ]  # fmt: skip
 
 
 @pytest.mark.parametrize(
-    ("text", "legacy", "expected"),
+    ("text", "tags", "expected"),
     [row[1:] for row in OUTBOUND],
     ids=[row[0] for row in OUTBOUND],
 )
-def test_render_v2_follows_the_table(
-    text: str, legacy: dict[str, str], expected: dict[str, Any]
-) -> None:
-    rendered = render_v2(
-        text, from_legacy=legacy.get("from_legacy", ""), group_legacy=legacy.get("group_legacy", "")
+def test_render_v2_follows_the_table(text: str, tags: Tags, expected: dict[str, Any]) -> None:
+    assert json.loads(render_v2(text, tags)) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "tags"), [row[1:3] for row in OUTBOUND], ids=[row[0] for row in OUTBOUND]
+)
+def test_every_frame_has_the_keys_legacy_frontends_read(text: str, tags: Tags) -> None:
+    """``type``, ``target``, ``from``, ``group`` and ``sent_at``, even where they are null."""
+    assert {"type", "target", "from", "group", "sent_at"} <= json.loads(
+        render_v2(text, tags)
+    ).keys()
+
+
+def test_a_message_without_values_renders_them_as_null() -> None:
+    assert render_v2('{"msg_type": "msg"}') == (
+        '{"type":"msg","target":null,"from":null,"group":null,"sent_at":null}'
     )
-    assert json.loads(rendered) == expected
+
+
+def test_a_presence_event_has_a_null_from() -> None:
+    """Server-made: no client sent it, so ``from`` is null rather than missing."""
+    text = v3(msg_type="presence", target="group", group_id="grpA",
+              payload={"event": "leave", "client_id": "cliB"})  # fmt: skip
+    assert render_v2(text, legacy_tags(group="3")) == (
+        '{"type":"presence","target":"group","data":{"event":"leave","client_id":"cliB"},'
+        f'"from":null,"group":3,"sent_at":"{AT}"}}'
+    )
 
 
 def test_render_v2_keys_come_in_v2_order() -> None:
     text = v3(msg_type="cmd", target="group", from_id="a", group_id="b", cmd="c", msg="m",
               payload={"k": 1})  # fmt: skip
-    rendered = render_v2(text, from_legacy="1", group_legacy="2")
+    rendered = render_v2(text, legacy_tags(group="2", client="1"))
     assert rendered == (
         '{"type":"cmd","target":"group","msg":"m","cmd":"c","data":{"k":1},"from":1,"group":2,'
         f'"sent_at":"{AT}"}}'
     )
 
 
-def test_render_v2_asks_the_lookup_when_the_envelope_has_no_integers() -> None:
+def test_render_v2_asks_the_lookup_when_the_tags_have_no_integers() -> None:
     known = {("client", "cliA"): "7", ("group", "grpA"): "3"}
     text = v3(msg_type="msg", target="group", from_id="cliA", group_id="grpA")
     rendered = json.loads(render_v2(text, legacy_of=lambda ns, vid: known.get((ns, vid))))
     assert (rendered["from"], rendered["group"]) == (7, 3)
 
 
-def test_render_v2_prefers_the_envelope_to_the_lookup() -> None:
+def test_render_v2_prefers_the_tags_to_the_lookup() -> None:
     text = v3(msg_type="msg", target="group", from_id="cliA", group_id="grpA")
-    rendered = json.loads(render_v2(text, from_legacy="8", legacy_of=lambda ns, vid: "99"))
+    rendered = json.loads(render_v2(text, legacy_tags(client="8"), legacy_of=lambda ns, vid: "99"))
     assert (rendered["from"], rendered["group"]) == (8, 99)
 
 
@@ -112,7 +136,8 @@ def test_render_v2_keeps_the_vision_id_when_the_lookup_knows_nothing() -> None:
 
 def test_render_v2_error_has_the_legacy_shape() -> None:
     assert render_v2_error("invalid-json", "not JSON") == (
-        '{"type":"error","msg":"not JSON","data":{"code":"invalid-json"}}'
+        '{"type":"error","target":"echo","msg":"not JSON","data":{"code":"invalid-json"},'
+        '"from":null,"group":null,"sent_at":null}'
     )
 
 
@@ -126,7 +151,7 @@ def test_render_v2_integers_beyond_a_double_survive_exactly() -> None:
     """orjson gives up on them; the stdlib fallback keeps every digit."""
     huge = int("1" * 400)
     rendered = render_v2(json.dumps({"msg_type": "msg", "payload": {"n": huge}}))
-    assert json.loads(rendered) == {"type": "msg", "data": {"n": huge}}
+    assert json.loads(rendered)["data"] == {"n": huge}
 
 
 def test_render_v2_nesting_beyond_orjson_limits_survives() -> None:
@@ -134,7 +159,7 @@ def test_render_v2_nesting_beyond_orjson_limits_survives() -> None:
     for _ in range(300):
         deep = [deep]
     rendered = render_v2(json.dumps({"msg_type": "msg", "payload": {"deep": deep}}))
-    assert json.loads(rendered) == {"type": "msg", "data": {"deep": deep}}
+    assert json.loads(rendered)["data"] == {"deep": deep}
 
 
 def test_render_v2_passes_through_what_cannot_be_decoded() -> None:

@@ -7,8 +7,8 @@ import contextlib
 
 from v3_core import Channels, ConnectionManager
 from v3_core.backends import MemoryHub, MemoryPresenceStore
-from v3_core.manager import REFRESH_SLICE
 from v3_core.presence import refresh_interval
+from v3_core.presence_keeper import REFRESH_SLICE
 
 from ..helpers import memory_backends
 from ..support.senders import RecordingSender

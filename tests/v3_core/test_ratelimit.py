@@ -9,9 +9,11 @@ from typing import Any
 
 import pytest
 
+from translators import V2Dialect
 from translators.v2_inbound import V2Frame, parse_v2_frame
 from v3_core import Channels, CloseCode, ConnectionManager, ConnectionRejected
 from v3_core.backends import open_backends
+from v3_core.connection import V3Dialect
 from v3_core.ratelimit import RateLimit, may_be_heartbeat
 
 from ..helpers import eventually
@@ -152,11 +154,24 @@ def test_every_heartbeat_form_passes_the_precheck(frame):
     if not frame.startswith('{"msg_type"'):
         parsed = parse_v2_frame(frame)
         assert isinstance(parsed, V2Frame) and parsed.msg_type == "heartbeat"
-    assert may_be_heartbeat(frame)
+    else:
+        assert may_be_heartbeat(frame, V3Dialect.heartbeat_hints)
+    assert may_be_heartbeat(frame, V2Dialect.heartbeat_hints)
 
 
-def test_ordinary_frames_skip_the_precheck():
-    assert not may_be_heartbeat('{"msg_type": "msg", "target": "group", "msg": "hi"}')
+@pytest.mark.parametrize("hints", [V3Dialect.heartbeat_hints, V2Dialect.heartbeat_hints])
+def test_ordinary_frames_skip_the_precheck(hints):
+    assert not may_be_heartbeat('{"msg_type": "msg", "target": "group", "msg": "hi"}', hints)
+
+
+def test_a_v3_frame_that_only_says_ping_is_not_read():
+    """Only the legacy dialect has a ``ping``; the V3 dialect's hint is its msg_type."""
+    assert not may_be_heartbeat('{"msg_type": "msg", "msg": "ping"}', V3Dialect.heartbeat_hints)
+
+
+def test_a_heartbeat_longer_than_the_limit_is_not_read():
+    frame = '{"msg_type": "heartbeat", "pad": "' + "x" * 512 + '"}'
+    assert not may_be_heartbeat(frame, V3Dialect.heartbeat_hints)
 
 
 # -- the policy, through a real manager on the embedded backends -------------------------------

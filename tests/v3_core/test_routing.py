@@ -3,7 +3,7 @@
 import pytest
 
 from v3_core.messages import MessageV3
-from v3_core.routing import ECHO, Channels, Envelope, UnreadableEnvelope
+from v3_core.routing import ECHO, NO_TAGS, Channels, Envelope, UnreadableEnvelope
 
 CHANNELS = Channels("p:")
 
@@ -37,8 +37,7 @@ def test_node_channel_is_separate_from_client_channels():
             origin="n1",
             text='{"version":"3",\n"msg":"x"}',
             skip_conn="c0ffee",
-            from_legacy="42",
-            group_legacy="7",
+            tags={"f": "42", "g": "7"},
         ),
         Envelope(origin="n1", text='{"version":"3","msg":"héllo ✓"}'),
     ],
@@ -47,9 +46,21 @@ def test_envelope_round_trip(envelope):
     assert Envelope.unpack(envelope.pack()) == envelope
 
 
-def test_a_newer_node_may_add_header_fields_an_older_one_ignores():
+def test_a_newer_node_may_add_header_fields_an_older_one_carries_as_tags():
+    """The core reads only ``o`` and ``s``; a dialect reads only the tags it knows."""
     data = b'aether/1 o=n2 x-trace=abc s=c1 zz\n{"version":"3","msg":"hi"}'
-    assert Envelope.unpack(data) == Envelope("n2", '{"version":"3","msg":"hi"}', skip_conn="c1")
+    envelope = Envelope.unpack(data)
+    assert (envelope.origin, envelope.skip_conn, envelope.text) == (
+        "n2",
+        "c1",
+        '{"version":"3","msg":"hi"}',
+    )
+    assert envelope.tags == {"x-trace": "abc", "zz": ""}
+
+
+def test_an_envelope_without_tags_shares_the_empty_ones():
+    assert Envelope.unpack(b'aether/1 o=n1\n{"version":"3"}').tags is NO_TAGS
+    assert Envelope("n1", "{}").tags is NO_TAGS
 
 
 @pytest.mark.parametrize(

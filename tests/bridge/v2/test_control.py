@@ -8,6 +8,7 @@ import pytest
 
 from bridge.v2.control import V2Control
 from bridge.v2.store import MemoryV2Store
+from translators import legacy_tags
 from v3_core import BackendUnavailable, ConnectionRejected
 from v3_core.connection import Connection
 
@@ -33,7 +34,7 @@ class LegacyConn:
 
     def __init__(self) -> None:
         self.group_id, self.client_id = "grp_a", "dev_1"
-        self.group_legacy, self.client_legacy = "3", ""
+        self.tags = legacy_tags(group="3")
         self.messages_in = 0
 
 

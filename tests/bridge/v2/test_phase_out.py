@@ -110,6 +110,9 @@ async def test_warn_sends_a_notice_then_normal_traffic(two_nodes):
                 "mode": "warn",
                 "guide": "docs/migration-guide.md",
             },
+            "from": None,
+            "group": None,
+            "sent_at": None,
         }
         await send_json(ws, {"msg": "hi", "echo": True})
         assert (await recv_msg(ws))["msg"] == "hi"

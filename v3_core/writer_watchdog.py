@@ -1,0 +1,34 @@
+"""The writer watchdog: a send that lasts ``send_timeout`` closes its connection (4008).
+
+`Connection.deliver` never awaits, so a client that stops reading shows only as a send that
+does not finish; one task per node finds those, rather than a timer per send.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from .connection import Connection
+from .registry import LocalRegistry
+
+
+async def watch_writers(registry: LocalRegistry[Connection], timeout: float) -> None:
+    """Close each connection whose send has lasted ``timeout``, when it has; runs forever.
+
+    It sleeps until the oldest send in progress reaches the limit, or a whole ``timeout``
+    when none is: a send starting after a pass cannot be due before then. An idle node wakes
+    once per ``timeout``, not every half second.
+    """
+    loop = asyncio.get_running_loop()
+    while True:
+        now = loop.time()
+        next_pass = now + timeout
+        for conn in registry.connections:
+            started = conn.send_stuck_since()
+            if started is None:
+                continue
+            if started + timeout <= now:
+                conn.close_slow(f"a send took over {timeout}s")
+            else:
+                next_pass = min(next_pass, started + timeout)
+        await asyncio.sleep(next_pass - now)
