@@ -271,6 +271,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         try:
             procs.wait_port(port, node.proc, 30)
             meter = NodeMeter(node.pid)
+            redis_meter = NodeMeter(redis.pid)
             everyone = members(args.connections, args.big, args.group_size)
             for w in range(args.clients):
                 mine = tuple(everyone[w :: args.clients])
@@ -294,10 +295,10 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             out["connect_errors"] = [e for r in reports for e in r["failures"]][:5]
             out["connect_cpu_ms_per_conn"] = (connected[1] - before[1]) / 1e6 / args.connections
             time.sleep(args.settle)
-            idle_start = meter.sample()
+            idle_start, redis_idle_start = meter.sample(), redis_meter.sample()
             finish = py_spy_hook(node.pid, workdir) if args.profile == "idle" else None
             time.sleep(args.idle)
-            idle_end = meter.sample()
+            idle_end, redis_idle_end = meter.sample(), redis_meter.sample()
             if finish is not None:
                 out["profile"] = finish()
             out["rss_mib_before"] = before[2] / 2**20
@@ -313,10 +314,10 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                 pipe.send((start, args.interval, end, group_at, messages))
             # CPU over whole intervals once every connection beats (after the first interval).
             time.sleep(max(0.0, start + args.interval - time.monotonic()))
-            beat_start = meter.sample()
+            beat_start, redis_beat_start = meter.sample(), redis_meter.sample()
             finish = py_spy_hook(node.pid, workdir) if args.profile == "heartbeats" else None
             time.sleep(max(0.0, end - time.monotonic()))
-            beat_end = meter.sample()
+            beat_end, redis_beat_end = meter.sample(), redis_meter.sample()
             if finish is not None:
                 out["profile"] = finish()
             results = [pipe.recv() for _, pipe in workers]
@@ -333,6 +334,12 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     out["beat_cores"] = _cores(beat_start, beat_end)
     out["beats_per_s"] = args.connections / args.interval
     out["cpu_ms_per_beat"] = (out["beat_cores"] - out["idle_cores"]) * 1000 / out["beats_per_s"]
+    # Redis' own CPU (its main thread and any others), for what presence costs Redis.
+    out["redis_idle_cores"] = _cores(redis_idle_start, redis_idle_end)
+    out["redis_beat_cores"] = _cores(redis_beat_start, redis_beat_end)
+    out["redis_us_per_beat"] = (
+        (out["redis_beat_cores"] - out["redis_idle_cores"]) * 1e6 / out["beats_per_s"]
+    )
     out["heartbeats"] = {
         "sent": sent,
         "answered": len(rtts),
@@ -371,6 +378,11 @@ def report(out: dict[str, Any], args: argparse.Namespace) -> str:
             f"{100 * out['beat_cores']:.1f}",
         ),
         ("node CPU per heartbeat, ms", f"{out['cpu_ms_per_beat']:.3f}"),
+        (
+            "Redis CPU idle / with heartbeats, % of a core",
+            f"{100 * out['redis_idle_cores']:.1f} / {100 * out['redis_beat_cores']:.1f}",
+        ),
+        ("Redis CPU per heartbeat, µs", f"{out['redis_us_per_beat']:.1f}"),
         (
             "heartbeats sent / answered / missing",
             f"{hb['sent']:,} / {hb['answered']:,} / {hb['missing']:,}",
