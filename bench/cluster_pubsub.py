@@ -1,7 +1,7 @@
 """``python -m bench.cluster_pubsub``: classic against sharded pub/sub on one Redis Cluster.
 
 Starts a throwaway Redis Cluster of three masters (no replicas, no persistence, loopback, free
-ports; CLUSTER ADDSLOTSRANGE and CLUSTER MEET, no redis-cli), then runs rounds that alternate
+ports; CLUSTER ADDSLOTS and CLUSTER MEET, no redis-cli), then runs rounds that alternate
 the node setting ``AETHER_CLUSTER_PUBSUB`` (``classic``, ``sharded``, ``classic``, ... for
 ``--repeat``). Each round starts two real ``aether-bridge serve`` processes on the cluster with a
 fresh ``AETHER_CHANNEL_PREFIX``, as shipped otherwise (history on, 1,000 messages per stream,
@@ -59,9 +59,9 @@ from redis.crc import key_slot
 from bench import procs, revision
 from bench.dialects import BODY, V3
 from bench.wsclient import BenchConnection
+from tests.support.redis_cluster import RedisCluster, redis_cluster
 
 ROOT = Path(__file__).resolve().parents[1]
-SLOTS = 16384
 MASTERS = 3
 TRAFFIC, BROADCAST, EMPTY = 0, 1, 2  # shard indexes and what they hold (module docstring)
 ROLES = {
@@ -82,11 +82,6 @@ TIMEOUT_S = 30.0
 
 
 # -- pure parts: names and slots -----------------------------------------------------------
-
-
-def slot_ranges(masters: int = MASTERS) -> list[range]:
-    """The slots of each master, split as tests/conftest.py ``redis_cluster`` does."""
-    return [range(n * SLOTS // masters, (n + 1) * SLOTS // masters) for n in range(masters)]
 
 
 def shard_of(key: str, ranges: Sequence[range]) -> int:
@@ -408,67 +403,16 @@ def commands_line(commands: dict[str, int], messages: int) -> str:
 # -- the cluster ----------------------------------------------------------------------------
 
 
-@dataclass
-class Cluster:
-    nodes: list[procs.Child]
-    buses: list[int]
-    ranges: list[range]
-
-    @property
-    def url(self) -> str:
-        return "redis+cluster://" + ",".join(f"127.0.0.1:{n.port}" for n in self.nodes)
-
-
 def command(port: int, *args: str) -> Any:
     """One command on a short-lived connection (set-up and between rounds, never in a window)."""
     with redis.Redis(port=port, socket_timeout=5) as client:
         return client.execute_command(*args)
 
 
-@contextlib.contextmanager
-def redis_cluster(workdir: Path, masters: int = MASTERS) -> Iterator[Cluster]:
-    """Masters on free loopback ports with explicit bus ports (port + 10000 may pass 65535)."""
-    nodes: list[procs.Child] = []
-    buses: list[int] = []
-    try:
-        for n in range(masters):
-            port, bus = procs.free_port(), procs.free_port()
-            argv = [
-                "redis-server",
-                *("--port", str(port), "--bind", "127.0.0.1"),
-                *("--save", "", "--appendonly", "no"),
-                *("--cluster-enabled", "yes", "--cluster-port", str(bus)),
-                *("--cluster-config-file", f"nodes-{port}.conf", "--dir", str(workdir)),
-            ]
-            nodes.append(procs.spawn(f"redis-{n}", argv, port, workdir, {}))
-            buses.append(bus)
-        for node in nodes:
-            procs.wait_port(node.port, node.proc, 10.0)
-        ranges = slot_ranges(masters)
-        for node, slots in zip(nodes, ranges, strict=True):
-            command(node.port, "CLUSTER", "ADDSLOTSRANGE", str(slots[0]), str(slots[-1]))
-        for node, bus in zip(nodes[1:], buses[1:], strict=True):
-            command(nodes[0].port, "CLUSTER", "MEET", "127.0.0.1", str(node.port), str(bus))
-        deadline = time.monotonic() + 30
-        while not all(_converged(node.port, masters) for node in nodes):
-            if time.monotonic() > deadline:
-                raise TimeoutError("the Redis Cluster did not reach cluster_state:ok")
-            time.sleep(0.1)
-        yield Cluster(nodes, buses, ranges)
-    finally:
-        for node in nodes:
-            procs.stop(node)
-
-
-def _converged(port: int, masters: int) -> bool:
-    info = parse_info(command(port, "CLUSTER INFO"))
-    return info.get("cluster_state") == "ok" and info.get("cluster_known_nodes") == str(masters)
-
-
 class Meter:
     """Samples every Redis node of the cluster over connections opened once."""
 
-    def __init__(self, cluster: Cluster) -> None:
+    def __init__(self, cluster: RedisCluster) -> None:
         self.cluster = cluster
         self.clients = [redis.Redis(port=n.port, socket_timeout=5) for n in cluster.nodes]
         self.pids = [n.pid for n in cluster.nodes]
@@ -483,7 +427,7 @@ class Meter:
             sample_from(
                 client.info("cpu"),
                 client.info("stats"),
-                client.execute_command("CLUSTER INFO"),  # type: ignore[no-untyped-call]
+                client.execute_command("CLUSTER INFO"),
                 procs.cpu_ns([pid]),
                 sent.get(pid, 0),
                 client.info("commandstats"),
@@ -665,7 +609,7 @@ async def measure_round(
 
 
 def run_round(
-    cluster: Cluster,
+    cluster: RedisCluster,
     meter: Meter,
     mode: str,
     index: int,
@@ -694,8 +638,8 @@ def run_round(
         for line in node.log.read_text(errors="replace").splitlines()
         if "ERROR" in line or "Traceback" in line
     ]
-    for node in cluster.nodes:  # the next round starts on empty shards
-        command(node.port, "FLUSHALL")
+    for shard in cluster.nodes:  # the next round starts on empty shards
+        command(shard.port, "FLUSHALL")
     result = RoundResult(
         mode=mode,
         index=index,

@@ -54,7 +54,7 @@ async def _measure() -> float:
     async with ConnectionManager(
         backends, node_id="n1", channels=channels, presence_ttl=30, limits=limits
     ) as manager:
-        sessions = [manager.connect("grp_a", f"c{i}", _Sink()) for i in range(RECIPIENTS)]  # type: ignore[arg-type]
+        sessions = [manager.connect("grp_a", f"c{i}", _Sink()) for i in range(RECIPIENTS)]
         conns = [await s.__aenter__() for s in sessions]
         for conn in conns:
             conn.start_writer()

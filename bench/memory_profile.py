@@ -15,7 +15,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bridge.settings import Settings
-from tests.conftest import serve_app
+from tests.support.servers import serve_app
 
 N = 1000
 CLIENTS = Path(__file__).with_name("idle_clients.py")

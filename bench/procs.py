@@ -18,6 +18,11 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+# One redis-server launcher for the tests and the bench; free_port and redis_command re-exported.
+from tests.support.redis_server import RedisServer
+from tests.support.redis_server import free_port as free_port
+from tests.support.redis_server import redis_command as redis_command
+
 _TICK_NS = 1_000_000_000 // os.sysconf("SC_CLK_TCK")
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -26,13 +31,6 @@ def raise_fd_limit() -> None:
     """Lift the soft open-files limit to the hard one; children (servers, workers) inherit it."""
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago (Redis' ``port 0`` means no TCP)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float) -> None:
@@ -97,39 +95,11 @@ def stop(child: Child, grace: float = 5.0) -> None:
 
 @contextlib.contextmanager
 def redis_server(logdir: Path) -> Iterator[Child]:
-    """A throwaway redis-server on a free port: no persistence, loopback only."""
-    port = free_port()
-    argv = [
-        "redis-server",
-        "--port",
-        str(port),
-        "--bind",
-        "127.0.0.1",
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-        "--maxclients",
-        "20000",
-    ]
-    child = spawn("redis", argv, port, logdir, {})
-    try:
-        wait_port(port, child.proc, 10.0)
-        redis_command(port, "PING")
-        yield child
-    finally:
-        stop(child)
-
-
-def redis_command(port: int, *args: str) -> bytes:
-    """Send one RESP command and return the raw first reply (enough for PING and FLUSHALL)."""
-    parts = [f"*{len(args)}\r\n".encode()]
-    for arg in args:
-        data = arg.encode()
-        parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
-    with socket.create_connection(("127.0.0.1", port), 5.0) as sock:
-        sock.sendall(b"".join(parts))
-        return sock.recv(65536)
+    """The tests' throwaway redis-server (no persistence, loopback only), room for many clients."""
+    log = logdir / "redis.log"
+    with RedisServer(log, extra=("--maxclients", "20000")) as server:
+        assert server.proc is not None
+        yield Child("redis", server.proc, server.port, log)
 
 
 # -- /proc readers ------------------------------------------------------------------------

@@ -50,7 +50,7 @@ async def read_redis_py(url: str) -> float:
             got += 1
     spent = time.process_time() - started
     publisher.wait()
-    await pubsub.aclose()  # type: ignore[no-untyped-call]
+    await pubsub.aclose()
     await client.aclose()
     return spent / MESSAGES
 

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -18,20 +16,20 @@ from typing import Any
 
 import httpx
 import pytest
-import redis
-import uvicorn
 
-from bridge.app import create_app
 from bridge.dead_letter_store import MemoryDeadLetterStore
 from bridge.node_registry import MemoryNodeStore
-from bridge.node_server import NodeServer
 from bridge.settings import Settings
-from bridge.uvicorn_ws import server_options
 from bridge.v2.store import MemoryV2Store
 from translators import MemoryIdStore
 from v3_core.backends import MemoryHub
 
 from .helpers import free_port
+from .support.clock import FakeClock
+from .support.redis_cluster import redis_cluster
+from .support.redis_server import RedisServer
+from .support.servers import RunningServer as RunningServer  # re-exported
+from .support.servers import serve_app as serve_app  # re-exported
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -45,56 +43,8 @@ def redis_url() -> Iterator[str]:
     binary = shutil.which("redis-server")
     if binary is None:
         pytest.exit("redis-server not found: apt-get install redis-server, or set REDIS_URL", 2)
-    with redis_process(binary) as url:
-        yield url
-
-
-@contextlib.contextmanager
-def redis_process(
-    binary: str = "redis-server",
-    port: int | None = None,
-    *,
-    extra: tuple[str, ...] = (),
-    cwd: Path | None = None,
-) -> Iterator[str]:
-    """A disposable redis-server on 127.0.0.1 (port 0 would mean "no TCP", so pick one)."""
-    port = port or free_port()
-    if cwd is not None:
-        cwd.mkdir(parents=True, exist_ok=True)  # a cluster node writes its nodes.conf here
-    proc = subprocess.Popen(
-        [
-            binary,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            *extra,
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        cwd=cwd,
-    )
-    url = f"redis://127.0.0.1:{port}"
-    try:
-        client = redis.Redis.from_url(url)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.exceptions.ConnectionError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise
-                time.sleep(0.02)
-        client.close()
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    with RedisServer(binary=binary) as server:
+        yield server.url
 
 
 @pytest.fixture(scope="session")
@@ -106,57 +56,23 @@ def redis_cluster_url() -> Iterator[str]:
     binary = shutil.which("redis-server")
     if binary is None:
         pytest.exit("redis-server not found: apt-get install redis-server", 2)
-    with redis_cluster(binary) as url:
-        yield url
-
-
-SLOTS = 16384
-
-
-@contextlib.contextmanager
-def redis_cluster(binary: str, masters: int = 3) -> Iterator[str]:
-    """Masters with the slots split between them, met by CLUSTER MEET: no redis-cli needed."""
-    with contextlib.ExitStack() as stack:
-        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="aether-cluster-")))
-        # The bus port defaults to port + 10000, past 65535 for a high free port: set it.
-        buses = [free_port() for _ in range(masters)]
-        urls = [
-            stack.enter_context(
-                redis_process(
-                    binary,
-                    extra=("--cluster-enabled", "yes", "--cluster-port", str(bus)),
-                    cwd=workdir / str(n),
-                )
-            )
-            for n, bus in enumerate(buses)
-        ]
-        clients = [redis.Redis.from_url(url) for url in urls]
-        for n, client in enumerate(clients):
-            first, last = n * SLOTS // masters, (n + 1) * SLOTS // masters
-            client.execute_command("CLUSTER ADDSLOTS", *range(first, last))
-        for url, bus in zip(urls[1:], buses[1:], strict=True):
-            host, port = url.removeprefix("redis://").split(":")
-            clients[0].execute_command("CLUSTER MEET", host, port, bus)
-        deadline = time.monotonic() + 20
-        while not all(_cluster_ok(client) for client in clients):
-            if time.monotonic() > deadline:
-                raise TimeoutError("the test Redis Cluster did not reach cluster_state:ok")
-            time.sleep(0.05)
-        for client in clients:
-            client.close()
-        yield "redis+cluster://" + ",".join(url.removeprefix("redis://") for url in urls)
-
-
-def _cluster_ok(client: redis.Redis) -> bool:
-    info = client.execute_command("CLUSTER INFO")  # parsed into a dict by redis-py
-    state = info.get("cluster_state") if isinstance(info, dict) else None
-    return state in ("ok", b"ok")
+    with (
+        tempfile.TemporaryDirectory(prefix="aether-cluster-") as workdir,
+        redis_cluster(Path(workdir), binary=binary) as cluster,
+    ):
+        yield cluster.url
 
 
 @pytest.fixture
 def prefix() -> str:
     """A key and channel prefix unique to this test, so tests never see each other."""
     return f"t{uuid.uuid4().hex[:10]}:"
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """A clock the test moves by hand (``clock.now += seconds``), for ``clock=`` parameters."""
+    return FakeClock()
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -181,37 +97,6 @@ def make_settings(prefix: str) -> Callable[..., Settings]:
         return Settings(**values)
 
     return make
-
-
-class RunningServer:
-    """An app served by a real uvicorn on a real socket, inside the test's event loop."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.http = f"http://127.0.0.1:{port}"
-        self.ws = f"ws://127.0.0.1:{port}"
-
-
-@contextlib.asynccontextmanager
-async def serve_app(settings: Settings, **shared: Any) -> AsyncIterator[RunningServer]:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        create_app(settings, **shared), log_level="warning", **server_options(settings)
-    )
-    server = NodeServer(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        while not server.started:
-            if task.done():
-                task.result()
-            await asyncio.sleep(0.01)
-        yield RunningServer(port)
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 15)
-        sock.close()
 
 
 @pytest.fixture

@@ -1,21 +1,24 @@
-"""Helpers shared by the tests: polling with a deadline, WebSocket clients, free ports."""
+"""Helpers shared by the tests: polling with a deadline, WebSocket clients, a node's HTTP API."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import os
-import socket
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import httpx
+import pytest
 import websockets
 from websockets.asyncio.client import ClientConnection
 
 from v3_core import Channels, ConnectionManager
 from v3_core.backends import MemoryBroker, MemoryCursorStore, MemoryHub, MemoryPresenceStore
 from v3_core.backends.base import Backends
+
+from .support.redis_server import free_port as free_port  # re-exported
 
 # One time unit; CI machines can scale every deadline with AETHER_TEST_MS (default 1.0).
 MS = float(os.environ.get("AETHER_TEST_MS", "1.0")) / 1000
@@ -40,17 +43,16 @@ def embedded_manager(**options: Any) -> ConnectionManager:
     )
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-async def eventually(
-    check: Callable[[], Awaitable[bool]] | Callable[[], bool], timeout: float = 5000 * MS
+async def wait_until(
+    check: Callable[[], Awaitable[bool]] | Callable[[], bool],
+    timeout: float = 5000 * MS,
+    *,
+    interval: float = 1 * MS,
 ) -> None:
-    """Poll ``check`` until it is true; fail with a clear message at the deadline."""
+    """Poll ``check`` until it is true; fail with a clear message at the deadline.
+
+    Waits on the condition itself, never a count of event-loop turns or a settle time.
+    """
     deadline = time.monotonic() + timeout
     while True:
         result = check()
@@ -60,7 +62,14 @@ async def eventually(
             return
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout:.1f}s")
-        await asyncio.sleep(20 * MS)
+        await asyncio.sleep(interval)
+
+
+async def eventually(
+    check: Callable[[], Awaitable[bool]] | Callable[[], bool], timeout: float = 5000 * MS
+) -> None:
+    """``wait_until`` at a pace for checks that ask a server (HTTP, Redis) each time."""
+    await wait_until(check, timeout, interval=20 * MS)
 
 
 async def connect(base: str, path: str, **kwargs: Any) -> ClientConnection:
@@ -99,3 +108,33 @@ async def assert_silent(ws: ClientConnection, duration: float = 300 * MS) -> Non
 
 async def send_json(ws: ClientConnection, frame: dict[str, Any]) -> None:
     await ws.send(json.dumps(frame))
+
+
+async def close_of(ws: ClientConnection) -> tuple[int | None, str | None]:
+    """The close code and reason the server sent; the socket must get no frame before them."""
+    with pytest.raises(websockets.ConnectionClosed):
+        await ws.recv()
+    return ws.close_code, ws.close_reason
+
+
+# -- a node's HTTP API ----------------------------------------------------------------------
+
+
+async def presence(base: str, group_id: str) -> list[str]:
+    """The clients ``GET /v3/groups/{group_id}/presence`` lists on the node at ``base``."""
+    async with httpx.AsyncClient(timeout=2.0) as http:
+        response = await http.get(f"{base}/v3/groups/{group_id}/presence")
+    clients: list[str] = response.json()["clients"]
+    return clients
+
+
+async def metrics(base: str) -> dict[str, float]:
+    """The node's ``/metrics`` as sample (name and labels, as written) -> value."""
+    async with httpx.AsyncClient(timeout=2.0) as http:
+        return parse_metrics((await http.get(f"{base}/metrics")).text)
+
+
+def parse_metrics(text: str) -> dict[str, float]:
+    """Prometheus text format -> {'name{labels}': value}; comments skipped."""
+    samples = (line.rsplit(" ", 1) for line in text.splitlines() if line and line[0] != "#")
+    return {name: float(value) for name, value in samples}

@@ -22,8 +22,8 @@ from bench.cluster_pubsub import (
     report,
     sample_from,
     shard_of,
-    slot_ranges,
 )
+from tests.support.redis_cluster import slot_ranges
 
 RANGES = slot_ranges(3)
 

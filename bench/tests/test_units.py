@@ -413,8 +413,8 @@ def _history_session(pairs: list[tuple[float, float]]) -> SessionResult:
 
 
 def test_history_targets_count_each_sides_own_nodes_at_each_rate() -> None:
-    slow = [(10, 11), (10, 10), (10, 12), (10, 30)]
-    fast = [(10, 12), (10, 13), (10, 12), (10, 14)]
+    slow = [(10.0, 11.0), (10.0, 10.0), (10.0, 12.0), (10.0, 30.0)]
+    fast = [(10.0, 12.0), (10.0, 13.0), (10.0, 12.0), (10.0, 14.0)]
     sessions = [_history_session(slow + fast)]
     table = Table(sessions)
     low, high = (t for t in TARGETS if t.text.startswith("history on vs off"))

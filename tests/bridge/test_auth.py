@@ -13,7 +13,6 @@ from typing import Any
 
 import jwt
 import pytest
-import websockets
 
 from bridge.auth import (
     BEARER_SUBPROTOCOL,
@@ -26,7 +25,7 @@ from bridge.settings import Settings
 from v3_core import ConnectionRejected
 
 from ..conftest import RunningServer, serve_app
-from ..helpers import MS, connect, recv_msg, send_json
+from ..helpers import MS, close_of, connect, recv_msg, send_json
 
 SECRET = "test-secret-of-at-least-32-bytes-long!"
 AUDIENCE = "tenant-a"
@@ -101,12 +100,6 @@ async def server(make_settings: Callable[..., Settings]) -> AsyncIterator[Runnin
         yield running
 
 
-async def close_of(ws: websockets.ClientConnection) -> tuple[int | None, str | None]:
-    with pytest.raises(websockets.ConnectionClosed):
-        await ws.recv()
-    return ws.close_code, ws.close_reason
-
-
 async def test_no_token_and_a_bad_token_are_refused_with_4501(server: RunningServer) -> None:
     bare = await connect(server.ws, "/v3/ws/group/g1/client/alice")
     assert await close_of(bare) == (
@@ -132,7 +125,7 @@ async def test_a_refusal_by_subprotocol_completes_the_handshake_so_the_code_is_s
         ws = await connect(
             server.ws,
             path,
-            subprotocols=[BEARER_SUBPROTOCOL, token(ttl=ttl)],  # type: ignore[list-item]
+            subprotocols=[BEARER_SUBPROTOCOL, token(ttl=ttl)],
         )
         assert ws.subprotocol == BEARER_SUBPROTOCOL
         code, reason = await close_of(ws)
@@ -148,7 +141,7 @@ async def test_a_good_token_opens_the_socket_by_query_and_by_subprotocol(start_n
     bob = await connect(
         node.ws,
         "/v3/ws/group/g1/client/bob",
-        subprotocols=[BEARER_SUBPROTOCOL, by_subprotocol],  # type: ignore[list-item]
+        subprotocols=[BEARER_SUBPROTOCOL, by_subprotocol],
     )
     async with alice, bob:
         assert bob.subprotocol == BEARER_SUBPROTOCOL

@@ -11,13 +11,12 @@ from collections.abc import AsyncIterator, Callable
 import httpx
 import pytest
 import redis.asyncio as aioredis
-import websockets
 from websockets.asyncio.client import ClientConnection
 
 from bridge.settings import Settings
 
 from ..conftest import RunningServer, serve_app
-from ..helpers import MS, connect, eventually, recv_msg, send_json, v3
+from ..helpers import MS, close_of, connect, eventually, metrics, presence, recv_msg, send_json, v3
 
 PER_CLIENT = 2
 PER_NODE = 4
@@ -35,31 +34,6 @@ async def server(
     )
     async with serve_app(settings) as running:
         yield running
-
-
-async def close_of(ws: ClientConnection) -> tuple[int | None, str | None]:
-    """The close code and reason the server sent, once the socket has closed."""
-    with pytest.raises(websockets.ConnectionClosed):
-        await ws.recv()  # the refused socket gets no frame before its close
-    return ws.close_code, ws.close_reason
-
-
-async def presence(server: RunningServer, group_id: str) -> list[str]:
-    async with httpx.AsyncClient() as http:
-        clients: list[str] = (
-            await http.get(f"{server.http}/v3/groups/{group_id}/presence")
-        ).json()["clients"]
-    return clients
-
-
-async def metrics(server: RunningServer) -> dict[str, float]:
-    async with httpx.AsyncClient() as http:
-        text = (await http.get(f"{server.http}/metrics")).text
-    return {
-        name: float(value)
-        for name, value in (line.rsplit(" ", 1) for line in text.splitlines())
-        if name.startswith("aether_connection")
-    }
 
 
 async def key_count(redis_url: str | None, prefix: str) -> int:
@@ -85,15 +59,15 @@ async def test_the_client_over_its_limit_gets_4529_and_leaves_no_trace(server, b
         assert keys > 0 or backend_url is None  # presence keys of g1, g2: the count means something
         refused = await v3(server.ws, "g3", "alice")
         assert await close_of(refused) == (4529, CLIENT_REASON)
-        assert await presence(server, "g3") == []
+        assert await presence(server.http, "g3") == []
         assert await key_count(backend_url, prefix) == keys
         # Another client is unaffected, and alice's two sockets still work.
         async with await v3(server.ws, "g3", "bob") as bob:
             assert await echoes(bob)
-            assert await presence(server, "g3") == ["bob"]
+            assert await presence(server.http, "g3") == ["bob"]
         assert await echoes(first)
         assert await echoes(second)
-    seen = await metrics(server)
+    seen = await metrics(server.http)
     assert seen['aether_connections_refused_total{reason="client-limit"}'] == 1
     assert seen['aether_connections_refused_total{reason="node-limit"}'] == 0
     assert seen["aether_connections_opened_total"] == 3
@@ -107,8 +81,8 @@ async def test_a_legacy_client_counts_with_its_v3_sockets(server):
         for path in ("/ws/group/g2/client/alice", "/ws_redis/group/g2/client/alice"):
             refused = await connect(server.ws, path)
             assert await close_of(refused) == (4529, CLIENT_REASON)
-        assert await presence(server, "g2") == []
-        assert await presence(server, "g1") == ["alice"]
+        assert await presence(server.http, "g2") == []
+        assert await presence(server.http, "g1") == ["alice"]
 
 
 async def test_a_legacy_client_refused_at_its_limit_is_not_counted_as_warned(server):
@@ -133,12 +107,12 @@ async def test_a_place_freed_by_a_close_is_taken_again(server):
         await second.close()
 
         async def one_left() -> bool:
-            return (await metrics(server))["aether_connections"] == 1
+            return (await metrics(server.http))["aether_connections"] == 1
 
         await eventually(one_left, 3000 * MS)
         async with await v3(server.ws, "g2", "alice") as again:
             assert await echoes(again)
-            assert await presence(server, "g2") == ["alice"]
+            assert await presence(server.http, "g2") == ["alice"]
 
 
 async def test_a_full_node_refuses_with_1013(server):
@@ -146,8 +120,8 @@ async def test_a_full_node_refuses_with_1013(server):
     try:
         refused = await v3(server.ws, "g1", "erin")
         assert await close_of(refused) == (1013, NODE_REASON)
-        assert sorted(await presence(server, "g1")) == ["alice", "bob", "carol", "dave"]
-        seen = await metrics(server)
+        assert sorted(await presence(server.http, "g1")) == ["alice", "bob", "carol", "dave"]
+        seen = await metrics(server.http)
         assert seen['aether_connections_refused_total{reason="node-limit"}'] == 1
         assert seen["aether_connections"] == PER_NODE
     finally:

@@ -17,7 +17,6 @@ from typing import Any
 import httpx
 import pytest
 import redis.asyncio as aioredis
-import respx
 import websockets
 
 from bridge import uvicorn_ws
@@ -28,8 +27,7 @@ from v3_core.logthrottle import ThrottledLog
 from ..chaos.rawws import OP_CLOSE, OP_TEXT, RawWebSocket
 from ..conftest import RunningServer, serve_app
 from ..helpers import MS, assert_silent, connect, recv_msg, v3
-
-UPSTREAM = "http://aether-api.test/api/v1"
+from ..support.aether_api import UPSTREAM, FakeAetherApi, mock_aether_api
 
 
 class Node:
@@ -118,27 +116,13 @@ async def test_a_connection_has_a_budget_of_new_ids(serve):
 # -- #9: frames over the rate limit are never translated (no ID lookups) -------------------
 
 
-class FakeApi:
-    def __init__(self, router: respx.MockRouter) -> None:
-        self.client_calls = 0
-        router.get(url__regex=rf"{UPSTREAM}/groups/(?P<n>\d+)").respond(
-            200, json={"vision_id": "grp_three"}
-        )
-        router.get(url__regex=rf"{UPSTREAM}/clients/(?P<n>\d+)").mock(side_effect=self.client)
-        router.route(host="127.0.0.1").pass_through()
-
-    def client(self, request: httpx.Request, n: str) -> httpx.Response:
-        self.client_calls += 1
-        return httpx.Response(200, json={"vision_id": f"cli_{n}x"})
-
-
 @pytest.fixture
-def api() -> Iterator[FakeApi]:
-    with respx.mock(assert_all_called=False) as router:
-        yield FakeApi(router)
+def api() -> Iterator[FakeAetherApi]:
+    with mock_aether_api() as api:
+        yield api
 
 
-async def test_frames_over_the_rate_limit_look_nothing_up(serve, backend_url, api: FakeApi):
+async def test_frames_over_the_rate_limit_look_nothing_up(serve, backend_url, api: FakeAetherApi):
     """500 ``{"msg":"ping","to":N}`` at 1/s stored 500 IDs: over the limit, a frame that
     mentions ping is checked for being a heartbeat, never translated."""
     limits = {"rate_limit": 0.01, "rate_burst": 1, "rate_close_after": 0}

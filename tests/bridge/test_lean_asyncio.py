@@ -17,7 +17,7 @@ from ..helpers import recv_msg, send_json, v3
 async def test_the_queue_hands_items_over_in_order_to_a_waiting_consumer():
     queue: LeanQueue[int] = LeanQueue()
     getting = asyncio.create_task(queue.get())
-    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # one turn of the loop: the consumer starts and waits (the point)
     queue.put_nowait(1)
     queue.put_nowait(2)
     assert await getting == 1
@@ -29,7 +29,7 @@ async def test_the_queue_hands_items_over_in_order_to_a_waiting_consumer():
 async def test_an_item_put_while_the_consumer_was_cancelled_is_kept():
     queue: LeanQueue[str] = LeanQueue()
     getting = asyncio.create_task(queue.get())
-    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # one turn of the loop: the consumer starts and waits
     getting.cancel()
     queue.put_nowait("kept")
     with pytest.raises(asyncio.CancelledError):
@@ -40,7 +40,7 @@ async def test_an_item_put_while_the_consumer_was_cancelled_is_kept():
 async def test_the_queue_refuses_a_second_consumer():
     queue: LeanQueue[int] = LeanQueue()
     first = asyncio.create_task(queue.get())
-    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # one turn of the loop: the consumer starts and waits
     with pytest.raises(RuntimeError, match="one consumer"):
         await queue.get()
     queue.put_nowait(7)
@@ -50,13 +50,13 @@ async def test_the_queue_refuses_a_second_consumer():
 async def test_the_event_wakes_every_waiter_and_can_be_cleared():
     event = LeanEvent()
     waiters = [asyncio.create_task(event.wait()) for _ in range(3)]
-    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # one turn of the loop: the waiters start and wait
     assert not any(w.done() for w in waiters)
     event.set()
     assert await asyncio.gather(*waiters) == [True, True, True]
     event.clear()
     late = asyncio.create_task(event.wait())
-    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # one turn of the loop: the waiters start and wait
     assert not late.done()
     late.cancel()
     with pytest.raises(asyncio.CancelledError):

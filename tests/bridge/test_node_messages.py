@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import httpx
 import pytest
 import redis.asyncio as aioredis
 
 from ..conftest import serve_app
-from ..helpers import assert_silent, eventually, recv_json, recv_msg, send_json, v3
+from ..helpers import assert_silent, eventually, metrics, recv_json, recv_msg, send_json, v3
 
 
 async def unreadable(base: str) -> float:
-    async with httpx.AsyncClient() as http:
-        text = (await http.get(f"{base}/metrics")).text
-    line = next(x for x in text.splitlines() if x.startswith("aether_broker_unreadable_total "))
-    return float(line.split()[1])
+    return (await metrics(base))["aether_broker_unreadable_total"]
 
 
 @pytest.mark.parametrize("history", [1000, 0])

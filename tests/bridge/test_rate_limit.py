@@ -16,7 +16,7 @@ from websockets.asyncio.client import ClientConnection
 from bridge.settings import Settings
 
 from ..conftest import RunningServer, serve_app
-from ..helpers import MS, connect, eventually, recv_msg, send_json, v3
+from ..helpers import MS, connect, eventually, metrics, recv_msg, send_json, v3
 
 BURST = 5
 CLOSE_AFTER = 3
@@ -62,13 +62,8 @@ async def messages_seen(ws: ClientConnection, count: int) -> list[Any]:
 
 
 async def rate_metrics(base: str) -> tuple[float, float]:
-    async with httpx.AsyncClient() as http:
-        text = (await http.get(f"{base}/metrics")).text
-    values = dict(line.split() for line in text.splitlines() if line.startswith("aether_"))
-    return (
-        float(values["aether_messages_rate_limited_total"]),
-        float(values["aether_rate_limit_closes_total"]),
-    )
+    values = await metrics(base)
+    return values["aether_messages_rate_limited_total"], values["aether_rate_limit_closes_total"]
 
 
 async def test_v3_flooder_gets_errors_then_4529_and_its_group_is_undisturbed(server):

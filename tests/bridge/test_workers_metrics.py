@@ -6,7 +6,6 @@ import asyncio
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -27,7 +26,7 @@ from bridge.worker_metrics import (
     worker_group,
 )
 
-from ..helpers import v3
+from ..helpers import eventually, v3
 
 
 def worker(
@@ -206,13 +205,6 @@ def connections_per_worker(tmp: Path) -> list[float]:
     ]
 
 
-async def until(check, timeout: float = 8.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.1)
-
-
 @pytest.mark.timeout(30)
 async def test_metrics_of_two_workers_show_the_whole_group(start_node, redis_url, tmp_path):
     tmp = tmp_path / "tmp"  # where serve() makes the metrics directory, to look at the split
@@ -222,7 +214,7 @@ async def test_metrics_of_two_workers_show_the_whole_group(start_node, redis_url
     async def both_workers_report() -> bool:
         return value(await scrape(node), "aether_workers") == 2
 
-    await until(both_workers_report)
+    await eventually(both_workers_report, 8.0)
 
     sockets: list[ClientConnection] = []
 
@@ -242,13 +234,13 @@ async def test_metrics_of_two_workers_show_the_whole_group(start_node, redis_url
                     *(v3(node.ws, "g1", f"c{len(sockets) + n}") for n in range(batch))
                 )
             )
-            await until(snapshots_caught_up)
+            await eventually(snapshots_caught_up, 8.0)
             if all(count > 0 for count in connections_per_worker(tmp)):
                 break
         shares = connections_per_worker(tmp)
         assert len(shares) == 2 and all(shares), shares
 
-        await until(metrics_show_the_total)
+        await eventually(metrics_show_the_total, 8.0)
         for _ in range(6):  # whichever worker answers
             families = await scrape(node)
             assert value(families, "aether_connections") == len(sockets) > max(shares)

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import redis
 
-from ..conftest import SLOTS, redis_process
 from ..helpers import free_port
+from ..support.redis_cluster import SLOTS
+from ..support.redis_server import RedisServer
 
 NODE_TIMEOUT_MS = 1000  # a replica takes over about two timeouts after its master dies
 
@@ -68,8 +69,7 @@ def cluster_with_replicas(
         for n in range(masters * 2):
             bus = free_port()
             url = stack.enter_context(
-                redis_process(
-                    binary,
+                RedisServer(
                     extra=(
                         "--cluster-enabled",
                         "yes",
@@ -79,8 +79,9 @@ def cluster_with_replicas(
                         str(NODE_TIMEOUT_MS),
                     ),
                     cwd=workdir / str(n),
+                    binary=binary,
                 )
-            )
+            ).url
             with redis.Redis.from_url(url) as client:
                 info = client.info("server")
                 node_id = client.execute_command("CLUSTER MYID").decode()

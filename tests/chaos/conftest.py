@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from ..conftest import NodeProcess, wait_ready
-from .redis_server import RedisServer
+from ..support.redis_server import RedisServer
 
 # The full-size scenarios' figures (docs/reliability.md section 6), scaled down so the whole
 # tier runs in a few minutes.
@@ -28,7 +28,7 @@ CHAOS_ENV = {
 async def redis_server(tmp_path: Path) -> AsyncIterator[RedisServer]:
     """A throwaway redis-server this test may kill, freeze and restart."""
     server = RedisServer(tmp_path / "redis.log")
-    await server.start()
+    await server.start_async()
     try:
         yield server
     finally:

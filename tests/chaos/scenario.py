@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from .redis_server import RedisServer
+from ..support.redis_server import RedisServer
 from .traffic import Member, Publisher, check_delivery, numsub
 
 GROUPS = ("g1", "g2")

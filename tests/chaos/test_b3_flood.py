@@ -14,12 +14,12 @@ import os
 import time
 from typing import Any
 
-import httpx
 import pytest
 
 from bridge.settings import Settings
 
 from ..conftest import NodeProcess
+from ..helpers import metrics
 from .conftest import LaunchNode
 from .rawws import OP_CLOSE, OP_TEXT, RawWebSocket
 from .traffic import Member, percentile, rss_kib
@@ -104,10 +104,8 @@ def flood_copies(member: Member) -> list[int]:
 
 
 async def counters(base: str) -> dict[str, float]:
-    async with httpx.AsyncClient(timeout=2.0) as http:
-        text = (await http.get(f"{base}/metrics")).text
-    pairs = (line.split() for line in text.splitlines() if line.startswith("aether_"))
-    return {name: float(value) for name, value in pairs if name.endswith("_total")}
+    found = await metrics(base)
+    return {name: value for name, value in found.items() if name.endswith("_total")}
 
 
 async def test_b3_flooder_is_limited_then_closed_and_nobody_else_waits(
@@ -129,7 +127,7 @@ async def flood_and_check(node: NodeProcess, others: list[Member]) -> None:
     blob = masked_frames(texts)
     stop = asyncio.Event()
     echoing = [asyncio.create_task(echo_every(m, ECHO_EVERY, stop)) for m in others]
-    await asyncio.sleep(0.5)
+    await asyncio.sleep(0.5)  # the echoes under way before the memory baseline
     rss_before = rss_kib(node.pid)
 
     start = time.monotonic()

@@ -30,10 +30,10 @@ from redis.maint_notifications import MaintNotificationsConfig
 from websockets.asyncio.client import ClientConnection
 
 from ..conftest import NodeProcess
-from ..helpers import MS, eventually
+from ..helpers import MS, eventually, metrics, presence
+from ..support.redis_server import RedisServer
 from .conftest import TTL, LaunchNode
-from .redis_server import RedisServer
-from .traffic import ReadyWatch, metrics, presence
+from .traffic import ReadyWatch
 
 pytestmark = pytest.mark.chaos
 

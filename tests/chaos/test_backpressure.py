@@ -13,10 +13,10 @@ import time
 import httpx
 import pytest
 
-from ..helpers import eventually
+from ..helpers import eventually, parse_metrics, presence
 from .conftest import LaunchNode
 from .rawws import OP_CLOSE, OP_PING, RawWebSocket
-from .traffic import Member, percentile, presence, rss_kib
+from .traffic import Member, percentile, rss_kib
 
 pytestmark = pytest.mark.chaos
 
@@ -27,11 +27,7 @@ DURATION = 8.0  # seconds of traffic (full size: 30 s)
 
 
 async def metric(http: httpx.AsyncClient, base: str, name: str) -> float:
-    text = (await http.get(f"{base}/metrics")).text
-    for line in text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    raise AssertionError(f"no metric {name}")
+    return parse_metrics((await http.get(f"{base}/metrics")).text)[name]
 
 
 async def publish_padded(member: Member, until: float) -> int:
@@ -64,14 +60,14 @@ async def test_b1_slow_consumer_is_cut_and_nobody_waits(redis_url, launch: Launc
     node = launch(redis_url, "nodeA")
     readers = [await Member.open(node.ws, "g1", f"fast{i:02d}") for i in range(FAST)]
     slow = await RawWebSocket.connect(node.port, "/v3/ws/group/g1/client/slow", rcvbuf=16384)
-    await asyncio.sleep(0.5)
+    await asyncio.sleep(0.5)  # the joins settle before the memory baseline
     rss_before = rss_kib(node.pid)
     start = time.monotonic()
     publishing = asyncio.create_task(publish_padded(readers[0], start + DURATION))
     cut = await wait_metric(node.http, "aether_slow_consumers_total", 1.0, DURATION)
     code, _ = await read_to_close(slow)  # read at once: the close frame is behind the backlog
     sent = await publishing
-    await asyncio.sleep(0.5)
+    await asyncio.sleep(0.5)  # frames in flight land before memory and latencies are read
     rss_growth = (rss_kib(node.pid) - rss_before) / 1024
     latencies = [
         at - f["payload"]["t"] for r in readers for at, f in r.frames if f.get("msg_type") == "msg"

@@ -17,7 +17,7 @@ from v3_core.backends import RedisBroker
 from v3_core.routing import Envelope
 from v3_core.streams import HistoryPolicy
 
-from ..helpers import eventually
+from ..helpers import eventually, metrics, parse_metrics, presence
 from .conftest import PROBE, TTL, LaunchNode
 from .proxy import blackhole_proxy
 from .scenario import (
@@ -30,15 +30,7 @@ from .scenario import (
     resync_times,
     run_publishers,
 )
-from .traffic import (
-    Member,
-    Outcome,
-    ReadyWatch,
-    check_delivery,
-    is_resync,
-    metrics,
-    presence,
-)
+from .traffic import Member, Outcome, ReadyWatch, check_delivery, is_resync
 
 pytestmark = pytest.mark.chaos
 
@@ -107,7 +99,8 @@ async def test_f5_slow_node_dropped_by_redis(redis_server, launch: LaunchNode, p
     assert dropped, "Redis never dropped the stalled node: the fault did not happen"
     assert all(announced), "a receiver got no resync notice"
     resync_delay = (
-        max(r.frames[found[0]][0] for r, found in zip(receivers, announced, strict=True)) - resumed
+        max(r.frames[found[0]][0] for r, found in zip(receivers, announced, strict=True) if found)
+        - resumed
     )
     report = check_delivery(receivers, [log], healthy_after=healthy)
     figure("F5 published (messages / MB)", f"{len(log.outcomes)} / {BURST * 16 // 1024}")
@@ -194,9 +187,8 @@ async def time_to_metric(base: str, metric: str, value: float, timeout: float) -
     """When ``metric`` in ``/metrics`` first reads ``value`` (polled every 50 ms)."""
     async with httpx.AsyncClient(timeout=1.0) as http, asyncio.timeout(timeout):
         while True:
-            for line in (await http.get(f"{base}/metrics")).text.splitlines():
-                if line.startswith(metric + " ") and float(line.split()[1]) == value:
-                    return time.monotonic()
+            if parse_metrics((await http.get(f"{base}/metrics")).text).get(metric) == value:
+                return time.monotonic()
             await asyncio.sleep(0.05)
 
 

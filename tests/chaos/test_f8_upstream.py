@@ -11,18 +11,17 @@ import asyncio
 import time
 from collections.abc import Callable, Iterator
 
-import httpx
 import pytest
-import respx
 import websockets
 
 from bridge.settings import Settings
 
 from ..conftest import RunningServer, serve_app
+from ..helpers import presence
+from ..support.aether_api import UPSTREAM, FakeAetherApi, mock_aether_api
 
 pytestmark = pytest.mark.chaos
 
-UPSTREAM = "http://aether-api.test/api/v1"
 LOOKUP_TIMEOUT = 1.0  # full size: 2 s, handshake refused within 3 s
 FAILURE_TTL = 2.0  # IdMapper remembers a failed lookup this long (its default)
 GROUP, GROUP_VISION = "7", "grp_seven01"
@@ -30,29 +29,12 @@ CLIENTS = [str(1000 + i) for i in range(20)]
 CONNECTS = [CLIENTS[i % 20] for i in range(100)]
 
 
-class FakeAetherApi:
-    """Counts the client lookups; answers them as ``mode`` says (the group always resolves)."""
-
-    def __init__(self, router: respx.MockRouter) -> None:
-        self.mode = "error"
-        self.client_calls = 0
-        router.get(f"{UPSTREAM}/groups/{GROUP}").respond(200, json={"vision_id": GROUP_VISION})
-        router.get(url__regex=rf"{UPSTREAM}/clients/(?P<legacy>\d+)").mock(side_effect=self.client)
-        router.route(host="127.0.0.1").pass_through()  # our own HTTP calls to the node
-
-    async def client(self, request: httpx.Request, legacy: str) -> httpx.Response:
-        self.client_calls += 1
-        if self.mode == "error":
-            return httpx.Response(500)
-        if self.mode == "hang":
-            await asyncio.sleep(10)
-        return httpx.Response(200, json={"vision_id": f"cli_{legacy}x"})
-
-
 @pytest.fixture
 def api() -> Iterator[FakeAetherApi]:
-    with respx.mock(assert_all_called=False) as router:
-        yield FakeAetherApi(router)
+    with mock_aether_api() as api:
+        api.mode = "error"
+        api.known[("group", GROUP)] = GROUP_VISION
+        yield api
 
 
 async def legacy_connect(node: RunningServer, client: str) -> tuple[int | None, float]:
@@ -75,13 +57,6 @@ async def connect_all(node: RunningServer) -> list[tuple[int | None, float]]:
     return await asyncio.gather(*(legacy_connect(node, client) for client in CONNECTS))
 
 
-async def presence(node: RunningServer) -> list[str]:
-    async with httpx.AsyncClient() as http:
-        response = await http.get(f"{node.http}/v3/groups/{GROUP_VISION}/presence")
-    clients: list[str] = response.json()["clients"]
-    return clients
-
-
 async def test_f8_failing_then_hanging_upstream_then_recovery(
     api: FakeAetherApi, redis_url: str, make_settings: Callable[..., Settings]
 ) -> None:
@@ -93,7 +68,7 @@ async def test_f8_failing_then_hanging_upstream_then_recovery(
         results = await connect_all(node)
         assert {code for code, _ in results} == {1013}
         assert api.client_calls <= len(CLIENTS)  # single-flight, then the failure is remembered
-        assert await presence(node) == []  # no half-open session left behind
+        assert await presence(node.http, GROUP_VISION) == []  # no half-open session left behind
         worst_error = max(seconds for _, seconds in results)
 
         # 2. The API hangs: refused with 1013 once the lookup times out, not after 10 s.
@@ -104,11 +79,11 @@ async def test_f8_failing_then_hanging_upstream_then_recovery(
         assert api.client_calls - before <= len(CLIENTS)
         worst_hang = max(seconds for _, seconds in results)
         assert worst_hang <= LOOKUP_TIMEOUT + 1.0
-        assert await presence(node) == []
+        assert await presence(node.http, GROUP_VISION) == []
 
         # 3. The API is back: every connect succeeds, one call per distinct ID ...
         await asyncio.sleep(FAILURE_TTL)
-        api.mode, before = "ok", api.client_calls
+        api.mode, before = "answer", api.client_calls
         results = await connect_all(node)
         assert {code for code, _ in results} == {None}
         assert api.client_calls - before == len(CLIENTS)

@@ -17,10 +17,10 @@ import time
 import pytest
 import websockets
 
-from ..helpers import eventually
+from ..helpers import eventually, presence
 from .conftest import LaunchNode
 from .rawws import OP_PING, RawWebSocket
-from .traffic import Member, percentile, presence, rss_kib
+from .traffic import Member, percentile, rss_kib
 
 pytestmark = pytest.mark.chaos
 
@@ -84,7 +84,7 @@ async def test_ping_flood_is_cut_and_memory_stays_bounded(redis_url, launch: Lau
     a slow consumer, and the echo round trip of everyone else stays low."""
     node = launch(redis_url, "nodeA")
     flood_ws = await RawWebSocket.connect(node.port, "/v3/ws/group/g1/client/flooder", rcvbuf=4096)
-    await asyncio.sleep(0.5)
+    await asyncio.sleep(0.5)  # the joins settle before the memory baseline
     rss_before = rss_kib(node.pid)
     start = time.monotonic()
     flooder = Flooder(flood_ws.sock, start + FLOOD)
@@ -96,7 +96,7 @@ async def test_ping_flood_is_cut_and_memory_stays_bounded(redis_url, launch: Lau
     peak = rss_before
     while time.monotonic() < start + FLOOD:
         peak = max(peak, rss_kib(node.pid))
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(0.2)  # the sampling period of the peak
     trips = [trip for task in echoing for trip in await task]
     await asyncio.to_thread(flooder.join, 5)
     await asyncio.sleep(1.0)

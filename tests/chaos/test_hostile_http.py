@@ -10,8 +10,9 @@ import asyncio
 import contextlib
 import resource
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -138,7 +139,7 @@ async def test_slow_clients_are_closed_at_their_deadlines(
         trickled_second_request: (5, HANDSHAKE),
     }
 
-    async def run(behave: Callable[[RawConnection], Awaitable[None]]) -> Answer:
+    async def run(behave: Callable[[RawConnection], Coroutine[Any, Any, None]]) -> Answer:
         async with raw_connection(node.port) as conn:
             closed = asyncio.create_task(conn.until_closed(3 * (BODY_DEADLINE + SLACK)))
             client = asyncio.create_task(behave(conn))
@@ -198,7 +199,7 @@ async def test_past_the_cap_the_oldest_pending_socket_is_closed(
     resource.prlimit(node.pid, resource.RLIMIT_NOFILE, (fds_before + 64, hard))
     async with contextlib.AsyncExitStack() as stack:
         conns = [await stack.enter_async_context(raw_connection(node.port)) for _ in range(200)]
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(0.5)  # the node has taken (or refused) them all: then count its fds
         fds = fd_count(node.pid)
         answers = await asyncio.gather(*(conn.until_closed(1.0) for conn in conns))
         open_ = [i for i, answer in enumerate(answers) if not answer.closed]
@@ -234,7 +235,7 @@ async def test_a_storm_of_clients_slow_to_send_their_request_is_served(
                 *(stack.enter_async_context(raw_connection(node.port)) for _ in range(100))
             )
         )
-        await asyncio.sleep(0.3)
+        await asyncio.sleep(0.3)  # the clients are slow to send their request: the point
         sent = await asyncio.gather(*(conn.send(request) for conn in conns))
         answers = await asyncio.gather(*(conn.until_closed(10.0) for conn in conns))
     statuses = [answer.status if ok else None for ok, answer in zip(sent, answers, strict=True)]

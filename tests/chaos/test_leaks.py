@@ -13,8 +13,9 @@ import websockets
 from bridge.settings import Settings
 
 from ..conftest import serve_app
+from ..helpers import presence
 from .conftest import LaunchNode
-from .traffic import open_fds, presence, rss_kib
+from .traffic import open_fds, rss_kib
 
 pytestmark = pytest.mark.chaos
 
@@ -95,12 +96,12 @@ async def test_k2_churn_leaves_no_tasks(redis_url, make_settings: Callable[..., 
     """K2: the node's asyncio task count returns to its baseline after churn (in-process)."""
     async with serve_app(make_settings(redis_url=redis_url)) as server:
         await hold_round(server.ws, "warm-")
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(0.5)  # the round's closes finish: the count must not wait on it
         gc.collect()
         baseline = len(asyncio.all_tasks())
         await hold_round(server.ws, "r-")
         await short_connects(server.ws, 200)
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(0.5)  # likewise: what is left after that is a leak
         gc.collect()
         after = len(asyncio.all_tasks())
     print(f"FIGURE K2 asyncio tasks {baseline} -> {after}")

@@ -11,12 +11,15 @@ import asyncio
 import contextlib
 import json
 import time
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 import websockets
 
 import aether_client
 
+from ..helpers import metrics, presence
 from .conftest import LaunchNode
 from .scenario import (
     GROUPS,
@@ -32,7 +35,7 @@ from .scenario import (
     run_publishers,
     time_to_subscriptions,
 )
-from .traffic import Member, ReadyWatch, metrics, percentile, presence
+from .traffic import Member, ReadyWatch, percentile
 
 pytestmark = pytest.mark.chaos
 
@@ -51,7 +54,7 @@ async def test_f1_redis_killed_and_back_in_2s(redis_server, launch: LaunchNode, 
         redis_server.kill()
         killed = time.monotonic()
         await asyncio.sleep(2)
-        await redis_server.start()
+        await redis_server.start_async()
         restarted = time.monotonic()
         resubscribed = await time_to_subscriptions(redis_server, channels, want=2)
         await traffic
@@ -113,7 +116,7 @@ async def test_f2_redis_down_10s(redis_server, launch: LaunchNode, prefix):
         )
         await library.start()
         await asyncio.sleep(max(0.0, killed + 6 - time.monotonic()))
-        await redis_server.start()
+        await redis_server.start_async()
         restarted = time.monotonic()
         resubscribed = await time_to_subscriptions(redis_server, channels, want=2)
         try:
@@ -203,6 +206,10 @@ async def test_f3_redis_frozen(redis_server, launch: LaunchNode, prefix):
     await beater.aclose()
 
 
+def echo_of(text: str) -> Callable[[dict[str, Any]], bool]:
+    return lambda frame: frame.get("msg") == text
+
+
 async def echo_rtts_for(member: Member, duration: float) -> list[float]:
     """Round trips of echo messages (no Redis involved) sent every 20 ms for ``duration``."""
     rtts, end, n = [], time.monotonic() + duration, 0
@@ -210,7 +217,7 @@ async def echo_rtts_for(member: Member, duration: float) -> list[float]:
         n += 1
         start, sent = len(member.frames), time.monotonic()
         await member.ws.send(json.dumps({"msg_type": "msg", "target": "echo", "msg": f"e{n}"}))
-        found = await member.wait_frame(lambda f, n=n: f.get("msg") == f"e{n}", start, 2.0)
+        found = await member.wait_frame(echo_of(f"e{n}"), start, 2.0)
         assert found is not None, "echo lost"
         rtts.append(time.monotonic() - sent)
         await asyncio.sleep(0.02)

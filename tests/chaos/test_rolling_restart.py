@@ -35,10 +35,10 @@ import websockets
 from websockets.asyncio.client import ClientConnection
 
 from ..conftest import NodeProcess
-from ..helpers import eventually
+from ..helpers import eventually, metrics
+from ..support.redis_server import RedisServer
 from .conftest import LaunchNode
-from .redis_server import RedisServer
-from .traffic import metrics, percentile
+from .traffic import percentile
 
 pytestmark = pytest.mark.chaos
 

@@ -12,9 +12,10 @@ import pytest
 import websockets
 
 from ..conftest import NodeProcess
+from ..helpers import presence
 from .conftest import TTL, LaunchNode
 from .rawws import RawWebSocket
-from .traffic import Member, presence
+from .traffic import Member
 
 pytestmark = pytest.mark.chaos
 

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import websockets
@@ -100,6 +100,16 @@ class Outcome:
     answered: float
 
 
+class Published(Protocol):
+    """What check_delivery reads of whoever published: a name and what became of each message."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def outcomes(self) -> list[Outcome]: ...
+
+
 @dataclass
 class Publisher:
     """Sends group messages one at a time and records what became of each."""
@@ -150,7 +160,7 @@ class Report:
 
 
 def check_delivery(
-    receivers: Iterable[Member], publishers: Iterable[Publisher], *, healthy_after: float
+    receivers: Iterable[Member], publishers: Iterable[Published], *, healthy_after: float
 ) -> Report:
     """Every message not refused must reach every receiver, or sit in an announced gap.
 
@@ -170,7 +180,7 @@ def check_delivery(
 def _check_pair(
     report: Report,
     receiver: Member,
-    pub: Publisher,
+    pub: Published,
     stamped: list[tuple[int, str, int]],
     resync_at: list[int],
     healthy_after: float,
@@ -257,23 +267,6 @@ def rss_kib(pid: int) -> int:
 
 def open_fds(pid: int) -> int:
     return len(list(Path(f"/proc/{pid}/fd").iterdir()))
-
-
-async def metrics(base: str) -> dict[str, float]:
-    """A node's /metrics as name (with labels) -> value."""
-    async with httpx.AsyncClient(timeout=2.0) as http:
-        text = (await http.get(f"{base}/metrics")).text
-    return {
-        name: float(value)
-        for name, value in (line.split()[:2] for line in text.splitlines() if line[:1] != "#")
-    }
-
-
-async def presence(base: str, group: str) -> list[str]:
-    async with httpx.AsyncClient(timeout=2.0) as http:
-        response = await http.get(f"{base}/v3/groups/{group}/presence")
-        clients: list[str] = response.json()["clients"]
-        return clients
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -414,7 +414,7 @@ async def test_no_task_is_left_after_close(
         await next_message(first)
         await eventually(lambda: first.heartbeats_acked >= 2)
         waiting = asyncio.create_task(first.members())  # may be pending when the client closes
-        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # one turn: the request is sent, its answer not yet read
     with contextlib.suppress(aether_client.ClientClosedError):
         await waiting  # answered before the close, or refused by it: it does not hang
     assert not new_tasks(before)

@@ -22,9 +22,9 @@ import jsonschema
 import pytest
 from websockets.asyncio.client import ClientConnection
 
-from ..chaos.redis_server import RedisServer
 from ..conftest import ROOT, NodeProcess
 from ..helpers import connect, eventually
+from ..support.redis_server import RedisServer
 
 pytestmark = pytest.mark.cluster
 
@@ -106,7 +106,7 @@ def test_the_schema_tells_every_shape_apart() -> None:
     server never sends (null, a stray field, a client's own message) is no member at all."""
     sent_at = "2026-12-04T16:10:03.897709Z"
     payload = {"reason": "history-gap", "stream": "group"}
-    resync = {"version": "3", "msg_type": "cmd", "target": "echo", "cmd": "resync"}
+    resync: dict[str, Any] = {"version": "3", "msg_type": "cmd", "target": "echo", "cmd": "resync"}
     resync |= {"payload": payload, "sent_at": sent_at}
     echoed = {**resync, "from_id": "alice", "group_id": "team_a1"}
     assert member_of(resync) == "ResyncMessage"
@@ -140,7 +140,7 @@ async def test_every_frame_a_real_node_sends_validates_against_the_schema(
     start_node: Callable[..., NodeProcess], tmp_path: Path
 ) -> None:
     redis = RedisServer(tmp_path / "redis.log")
-    await redis.start()
+    await redis.start_async()
     try:
         await _scenario(start_node, redis)
     finally:
@@ -204,7 +204,7 @@ async def _scenario(start_node: Callable[..., NodeProcess], redis: RedisServer) 
     redis.kill()
     await carol.send('{"msg_type":"heartbeat","target":"echo"}')
     await carol.wait_for(lambda f: code(f) == "publish-failed")
-    await redis.start()
+    await redis.start_async()
     await carol.wait_for(lambda f: f.get("payload", {}).get("reason") == "broker-restarted", 20)
 
     frames = [frame for socket in sockets for frame in socket.frames]

@@ -143,7 +143,7 @@ async def _failover(
             pytrace=False,
         )
     finally:
-        if proc.stdin is not None and not proc.stdin.is_closing():
+        if not proc.stdin.is_closing():
             proc.stdin.close()
     output = "\n".join(lines)
     print("the scenario printed:", *lines, sep="\n  ")  # shown with -s / -rA

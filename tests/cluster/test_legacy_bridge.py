@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 import pytest
 import websockets
@@ -31,7 +32,7 @@ async def legacy(base: str, group: str, client: str, path: str = "ws"):
     return await connect(base, f"/{path}/group/{group}/client/{client}")
 
 
-async def recv_v2(ws) -> dict:
+async def recv_v2(ws) -> dict[str, Any]:
     """The next V2 frame that is not a presence event."""
     while True:
         frame = json.loads(await asyncio.wait_for(ws.recv(), 3))

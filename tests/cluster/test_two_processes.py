@@ -95,7 +95,7 @@ async def test_killed_node_members_expire_from_presence(nodes):
         killed_at = time.monotonic()
         await eventually(lambda: _eq(members(), ["obs"]), TTL + 3)
         assert time.monotonic() - killed_at <= TTL + 1.0  # TTL plus one refresh/sweep period
-        leaves = set()
+        leaves: set[str] = set()
         while len(leaves) < 5:
             frame = await recv_json(observer, TTL + 3)
             if frame.get("payload", {}).get("event") == "leave":
@@ -114,7 +114,7 @@ async def test_concurrent_connects_on_both_nodes_announce_each_client_once(redis
     observer = await v3(a.ws, "g9", "obs")
     async with observer:
         clients = await asyncio.gather(*(v3((a, b)[i % 2].ws, "g9", f"c{i}") for i in range(20)))
-        joins = []
+        joins: list[str] = []
         while len(joins) < 20:
             frame = await recv_json(observer)
             if (

@@ -3,16 +3,14 @@ flood is counted in full but sampled within bounds (no store call per refusal)."
 
 from __future__ import annotations
 
-import asyncio
-
 from bridge.dead_letter_store import MemoryDeadLetterStore
 from bridge.dead_letters import PER_FLUSH, DeadLetters
 from translators import legacy_tags
 from v3_core import MessageRejected, QueueLimits
 from v3_core.messages import parse_server_message
 
-from ..helpers import embedded_manager
-from ..v3_core.test_connection import RecordingSender
+from ..helpers import embedded_manager, wait_until
+from ..support.senders import RecordingSender
 
 
 class CountingStore(MemoryDeadLetterStore):
@@ -20,7 +18,7 @@ class CountingStore(MemoryDeadLetterStore):
         super().__init__()
         self.calls = 0
 
-    async def record(self, letters, counts) -> None:  # type: ignore[no-untyped-def]
+    async def record(self, letters, counts) -> None:
         self.calls += 1
         await super().record(letters, counts)
 
@@ -38,11 +36,8 @@ async def test_a_slow_consumers_lost_message_is_a_dead_letter():
                 for n in range(20):
                     body = f'{{"msg_type":"msg","target":"group","group_id":"grp_a","msg":"m{n}"}}'
                     await manager.publish(parse_server_message(body))
-                for _ in range(100):
-                    if sender.aborted:
-                        break
-                    await asyncio.sleep(0.01)
-                assert sender.aborted == (4008, "slow consumer")
+                await wait_until(lambda: sender.closed is not None)
+                assert sender.closed == (4008, "slow consumer")
         letters, counts = await recorder.recent(10)
     assert counts == {"slow-consumer": 1}
     [letter] = letters

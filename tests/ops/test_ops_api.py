@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from starlette.applications import Starlette
 
 from bridge.app import create_app
 from bridge.node_registry import RedisNodeStore
@@ -49,6 +50,7 @@ async def test_without_a_token_only_loopback_may_read(client, status):
     # The client address is the one thing a real socket here cannot vary: ASGI in process.
     app = create_app(Settings(), **embedded_backends())
     transport = httpx.ASGITransport(app=app, client=(client, 5000))
+    assert isinstance(app.http_app, Starlette)
     async with (
         app.http_app.router.lifespan_context(app.http_app),  # ASGITransport runs no lifespan
         httpx.AsyncClient(transport=transport, base_url="http://node") as http,

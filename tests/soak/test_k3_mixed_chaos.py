@@ -32,19 +32,10 @@ import pytest
 import websockets
 
 from ..chaos.conftest import TTL, LaunchNode
-from ..chaos.redis_server import RedisServer
-from ..chaos.traffic import (
-    OUTCOME_TIMEOUT,
-    Member,
-    Outcome,
-    ReadyWatch,
-    metrics,
-    open_fds,
-    presence,
-    rss_kib,
-)
+from ..chaos.traffic import OUTCOME_TIMEOUT, Member, Outcome, ReadyWatch, open_fds, rss_kib
 from ..conftest import NodeProcess
-from ..helpers import eventually
+from ..helpers import eventually, metrics, presence
+from ..support.redis_server import RedisServer
 
 DURATION = float(os.environ.get("AETHER_SOAK_SECONDS", "300"))
 
@@ -393,7 +384,7 @@ async def test_k3_mixed_chaos(redis_server: RedisServer, launch: LaunchNode, pre
         redis_server.kill()
         f1 = Fault("F1", time.monotonic())
         await asyncio.sleep(F1_DOWN)
-        await redis_server.start()
+        await redis_server.start_async()
         restarted = time.monotonic()
         await eventually(lambda: ready_again(watch, restarted), 15.0)
         healthy = watch.healthy_since(restarted)
@@ -522,18 +513,18 @@ async def test_k3_mixed_chaos(redis_server: RedisServer, launch: LaunchNode, pre
     }
     warnings_in: dict[str, Counter[str]] = {}
     warnings_outside: dict[str, list[str]] = {}
-    for n, p in nodes.items():
-        lines = log_lines(p, log0[n])
+    for name, p in nodes.items():
+        lines = log_lines(p, log0[name])
         in_windows = [
             line
             for span in spans.values()
-            for line in log_lines(p, *span[n])
+            for line in log_lines(p, *span[name])
             if line.startswith("WARNING:")
         ]
-        warnings_in[n] = Counter(" ".join(line.split()[1:5]) for line in in_windows)
+        warnings_in[name] = Counter(" ".join(line.split()[1:5]) for line in in_windows)
         every = [line for line in lines if line.startswith("WARNING:")]
         remaining = Counter(every) - Counter(in_windows)
-        warnings_outside[n] = list(remaining.elements())
+        warnings_outside[name] = list(remaining.elements())
     figure(
         f"log lines: unhandled { {n: len(v) for n, v in unhandled.items()} }; warnings in the "
         f"fault windows { {n: dict(c) for n, c in warnings_in.items()} }; warnings outside "

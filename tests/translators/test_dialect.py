@@ -17,10 +17,11 @@ from v3_core.errors import MessageRejected
 from v3_core.manager import ConnectionManager
 from v3_core.routing import Channels, Envelope
 
-from .support import RecordingSender, make_connection
+from ..support.senders import RecordingSender
+from .support import make_connection
 
 BASE = "http://ids.test"
-LEGACY_CONN = {"tags": legacy_tags(group="3", client="17")}
+LEGACY_CONN: dict[str, Any] = {"tags": legacy_tags(group="3", client="17")}
 HEARTBEAT_V3 = '{"msg_type": "heartbeat", "target": "echo"}'
 
 
@@ -36,7 +37,7 @@ def dialect(mapper: IdMapper) -> V2Dialect:
     return V2Dialect(mapper)
 
 
-async def rejection(dialect: V2Dialect, text: str, **conn: str) -> MessageRejected:
+async def rejection(dialect: V2Dialect, text: str, **conn: Any) -> MessageRejected:
     with pytest.raises(MessageRejected) as caught:
         await dialect.parse(text, make_connection(**conn))
     return caught.value

@@ -22,6 +22,9 @@ from translators import (
 from v3_core.errors import BackendUnavailable, CloseCode, ConnectionRejected
 from v3_core.ids import VisionId, is_vision_id
 
+from ..helpers import wait_until
+from ..support.clock import FakeClock
+
 BASE = "http://ids.test"
 UNAVAILABLE = "legacy ID lookup unavailable; retry with backoff"
 
@@ -59,14 +62,6 @@ class ReadOnlyStore(MemoryIdStore):
 
     async def put_if_absent(self, namespace: Namespace, legacy: str, vision_id: str) -> str:
         raise BackendUnavailable("read-only replica")
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
@@ -333,7 +328,7 @@ async def test_mapper_concurrent_lookups_share_one_upstream_call(
     api.get("/clients/42").mock(side_effect=gated)
     mapper = IdMapper(MemoryIdStore(), upstream=upstream)
     lookups = [asyncio.create_task(mapper.to_vision("client", "42")) for _ in range(50)]
-    await asyncio.sleep(0.05)
+    await wait_until(lambda: bool(calls))  # the upstream is asked, and holds its answer
     release.set()
     assert set(await asyncio.gather(*lookups)) == {"dev_x1"}
     assert calls == ["/clients/42"]
@@ -356,7 +351,7 @@ async def test_mapper_remembers_a_failure_briefly(
 ) -> None:
     """A reconnect storm against a failing upstream does not multiply its load."""
     route = api.get("/clients/42").respond(500)
-    clock = Clock()
+    clock = FakeClock()
     mapper = IdMapper(MemoryIdStore(), upstream=upstream, failure_ttl=2.0, clock=clock)
     for _ in range(3):
         with pytest.raises(ConnectionRejected):
@@ -370,7 +365,7 @@ async def test_mapper_asks_again_once_a_failure_is_forgotten(
     api.get("/clients/42").mock(
         side_effect=[httpx.Response(500), httpx.Response(200, json={"vision_id": "dev_x1"})]
     )
-    clock = Clock()
+    clock = FakeClock()
     mapper = IdMapper(MemoryIdStore(), upstream=upstream, failure_ttl=2.0, clock=clock)
     with pytest.raises(ConnectionRejected):
         await mapper.to_vision("client", "42")
@@ -381,9 +376,10 @@ async def test_mapper_asks_again_once_a_failure_is_forgotten(
 async def test_mapper_a_waiter_giving_up_does_not_cancel_the_lookup(
     api: respx.MockRouter, upstream: UpstreamIdLookup
 ) -> None:
-    release = asyncio.Event()
+    asked, release = asyncio.Event(), asyncio.Event()
 
     async def gated(request: httpx.Request) -> httpx.Response:
+        asked.set()
         await release.wait()
         return httpx.Response(200, json={"vision_id": "dev_x1"})
 
@@ -391,7 +387,7 @@ async def test_mapper_a_waiter_giving_up_does_not_cancel_the_lookup(
     mapper = IdMapper(MemoryIdStore(), upstream=upstream)
     impatient = asyncio.create_task(mapper.to_vision("client", "42"))
     patient = asyncio.create_task(mapper.to_vision("client", "42"))
-    await asyncio.sleep(0.02)
+    await asked.wait()
     impatient.cancel()
     release.set()
     assert await patient == "dev_x1"
@@ -460,14 +456,17 @@ async def test_legacy_of_is_served_from_the_cache() -> None:
 async def test_mapper_aclose_cancels_lookups_in_flight(
     api: respx.MockRouter, upstream: UpstreamIdLookup
 ) -> None:
+    asked = asyncio.Event()
+
     async def never(request: httpx.Request) -> httpx.Response:
+        asked.set()
         await asyncio.Event().wait()
         raise AssertionError("unreachable")
 
     api.get("/clients/42").mock(side_effect=never)
     mapper = IdMapper(MemoryIdStore(), upstream=upstream)
     waiting = asyncio.create_task(mapper.to_vision("client", "42"))
-    await asyncio.sleep(0.02)
+    await asked.wait()
     await mapper.aclose()
     with pytest.raises(asyncio.CancelledError):
         await waiting
@@ -479,15 +478,15 @@ async def test_legacy_of_unknown_is_none() -> None:
 
 async def test_legacy_of_remembers_an_absent_mapping_for_a_while() -> None:
     """A V3 client with no integer costs one store read per absent_ttl, not one per connect."""
-    now = [0.0]
-    mapper = IdMapper(MemoryIdStore(), absent_ttl=60, clock=lambda: now[0])
+    clock = FakeClock(0.0)
+    mapper = IdMapper(MemoryIdStore(), absent_ttl=60, clock=clock)
     assert await mapper.legacy_of("client", "dev_x1") is None
     await mapper.store.put_if_absent("client", "42", "dev_x1")  # another node maps it meanwhile
     mapper_store = mapper.store
     mapper.store = DownIdStore()
     assert await mapper.legacy_of("client", "dev_x1") is None  # served without the store
     mapper.store = mapper_store
-    now[0] = 61.0
+    clock.now = 61.0
     assert await mapper.legacy_of("client", "dev_x1") == "42"
 
 

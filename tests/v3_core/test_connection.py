@@ -2,42 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from v3_core.connection import Connection, Outgoing, QueueLimits, V3Dialect
 from v3_core.ids import ConnId
 
-
-class RecordingSender:
-    """A Sender whose socket can be made to push back, as a full kernel buffer does."""
-
-    def __init__(self) -> None:
-        self.writable = True
-        self.direct: list[str] = []
-        self.sent: list[str] = []
-        self.aborted: tuple[int, str] | None = None
-        self.release = asyncio.Event()
-        self.release.set()
-
-    def write_now(self, message: Outgoing) -> bool:
-        if not self.writable:
-            return False
-        self.direct.append(message.text)
-        return True
-
-    async def send_text(self, text: str) -> None:
-        await self.release.wait()
-        self.sent.append(text)
-
-    async def close(self, code: int, reason: str) -> None:
-        self.aborted = (code, reason)
-
-    def abort(self, code: int, reason: str) -> None:
-        self.aborted = (code, reason)
-
-    @property
-    def received(self) -> list[str]:
-        return self.direct + self.sent
+from ..helpers import wait_until
+from ..support.senders import RecordingSender
 
 
 def connection(sender: RecordingSender, **limits) -> Connection:
@@ -55,12 +24,11 @@ async def test_messages_before_the_handshake_wait_then_go_first():
     sender = RecordingSender()
     conn = connection(sender)
     conn.enqueue("early")
-    assert sender.received == []
+    assert sender.sent == []
     conn.start_writer()
     conn.enqueue("late")
-    await asyncio.sleep(0)
-    await asyncio.sleep(0)
-    assert sender.sent + sender.direct == ["early", "late"]
+    await wait_until(lambda: len(sender.sent) == 2)
+    assert sender.sent == ["early", "late"]
     await conn.aclose()
 
 
@@ -84,9 +52,8 @@ async def test_what_the_socket_does_not_take_at_start_is_left_to_the_writer_in_o
     assert conn._writer is not None
     sender.writable = True
     conn.enqueue("second")  # behind the backlog, not straight to the socket
-    for _ in range(5):
-        await asyncio.sleep(0)
-    assert sender.received == ["first", "second"]
+    await wait_until(lambda: len(sender.sent) == 2)
+    assert sender.sent == ["first", "second"]
     await conn.aclose()
 
 
@@ -112,9 +79,8 @@ async def test_backlog_keeps_order_when_the_socket_frees_up():
     sender.writable = True
     conn.enqueue("d")  # must not overtake b and c, although the socket is writable again
     sender.release.set()
-    for _ in range(10):
-        await asyncio.sleep(0)
-    assert sender.received == ["a", "b", "c", "d"]
+    await wait_until(lambda: len(sender.sent) == 4)
+    assert sender.sent == ["a", "b", "c", "d"]
     conn.enqueue("e")
     assert sender.direct[-1] == "e"
 
@@ -127,7 +93,7 @@ async def test_overflowing_the_queue_closes_with_4008():
     sender.release.clear()
     for _ in range(20):
         conn.enqueue("x" * 100)
-    assert sender.aborted == (4008, "slow consumer")
+    assert sender.closed == (4008, "slow consumer")
     assert conn.closing
 
 

@@ -13,7 +13,7 @@ from v3_core.manager import ConnectionLimits
 from v3_core.messages import parse_server_message
 
 from ..helpers import embedded_manager, eventually
-from .test_connection import RecordingSender
+from ..support.senders import RecordingSender
 
 LIMIT = 3
 
@@ -35,7 +35,7 @@ async def test_the_connection_over_a_clients_limit_is_refused_with_4529():
         for i in range(LIMIT):
             await held.enter_async_context(nodes.connect(f"g{i}", "alice", RecordingSender()))
         rejection = await refused(nodes, "g9", "alice")
-        assert rejection.close_code == CloseCode.RATE_LIMITED == 4529
+        assert rejection.close_code == CloseCode.RATE_LIMITED.value == 4529
         assert rejection.reason == "too many connections for client 'alice' on this node (limit 3)"
         assert len(nodes) == LIMIT
         assert nodes.stats.client_limit_refusals == 1
@@ -75,7 +75,7 @@ async def test_the_connection_over_the_node_limit_is_refused_with_1013():
         await held.enter_async_context(nodes.connect("g", "alice", RecordingSender()))
         await held.enter_async_context(nodes.connect("h", "bob", RecordingSender()))
         rejection = await refused(nodes, "g", "carol")
-        assert rejection.close_code == CloseCode.TRY_AGAIN_LATER == 1013
+        assert rejection.close_code == CloseCode.TRY_AGAIN_LATER.value == 1013
         assert rejection.reason == "node at its connection limit; retry with backoff"
         assert nodes.stats.node_limit_refusals == 1
         await held.aclose()
@@ -106,4 +106,4 @@ async def test_a_refused_connection_sends_no_join_and_leaves_presence_unchanged(
 
 
 def frames(sender: RecordingSender) -> list[dict[str, Any]]:
-    return [json.loads(text) for text in sender.received]
+    return [json.loads(text) for text in sender.sent]

@@ -8,22 +8,11 @@ import pytest
 
 from v3_core.logthrottle import ThrottledLog
 
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+from ..support.clock import FakeClock
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def throttled(clock: Clock) -> ThrottledLog:
+def throttled(clock: FakeClock) -> ThrottledLog:
     return ThrottledLog(logging.getLogger("aether.test.throttle"), 10.0, clock=clock)
 
 

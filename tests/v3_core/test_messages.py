@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import pytest
@@ -22,7 +24,7 @@ from v3_core.schema import schema_text
 SCHEMA = Path(__file__).resolve().parents[2] / "docs" / "ws-message-v3.schema.json"
 
 
-def parse(frame: dict | str, **kwargs) -> MessageV3:
+def parse(frame: dict[str, Any] | str, **kwargs: Any) -> MessageV3:
     text = frame if isinstance(frame, str) else json.dumps(frame)
     return parse_client_message(text, group_id="g1", client_id="alice", **kwargs)
 
@@ -30,7 +32,7 @@ def parse(frame: dict | str, **kwargs) -> MessageV3:
 def test_server_stamps_identity_and_time():
     message = parse({"msg_type": "msg", "target": "group", "msg": "hi"})
     assert (message.from_id, message.group_id, message.version) == ("alice", "g1", "3")
-    assert message.sent_at is not None and message.sent_at.utcoffset().total_seconds() == 0
+    assert message.sent_at is not None and message.sent_at.utcoffset() == timedelta(0)
 
 
 def test_own_ids_may_be_repeated():

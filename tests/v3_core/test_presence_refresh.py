@@ -11,7 +11,7 @@ from v3_core.presence import refresh_interval
 from v3_core.presence_keeper import REFRESH_SLICE
 
 from ..helpers import memory_backends
-from .test_connection import RecordingSender
+from ..support.senders import RecordingSender
 
 TTL = 1.5  # refresh every 0.5 s, paced over a third of that
 

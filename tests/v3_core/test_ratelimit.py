@@ -17,7 +17,8 @@ from v3_core.connection import V3Dialect
 from v3_core.ratelimit import RateLimit, may_be_heartbeat
 
 from ..helpers import eventually
-from .test_connection import RecordingSender
+from ..support.clock import FakeClock
+from ..support.senders import RecordingSender
 
 
 class Meter:
@@ -176,16 +177,10 @@ def test_a_heartbeat_longer_than_the_limit_is_not_read():
 # -- the policy, through a real manager on the embedded backends -------------------------------
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @contextlib.asynccontextmanager
-async def open_manager(limit: RateLimit | None, clock: Clock) -> AsyncIterator[ConnectionManager]:
+async def open_manager(
+    limit: RateLimit | None, clock: FakeClock
+) -> AsyncIterator[ConnectionManager]:
     async with open_backends(None, prefix="t:", node_channel="t:n:1", presence_ttl=30) as backends:
         async with ConnectionManager(
             backends,
@@ -199,12 +194,7 @@ async def open_manager(limit: RateLimit | None, clock: Clock) -> AsyncIterator[C
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-async def manager(clock: Clock) -> AsyncIterator[ConnectionManager]:
+async def manager(clock: FakeClock) -> AsyncIterator[ConnectionManager]:
     """Burst 3, one token back every 100 s (none during a test), close after 3 in a row."""
     async with open_manager(RateLimit(rate=0.01, burst=3, close_after=3), clock) as running:
         yield running
@@ -213,7 +203,7 @@ async def manager(clock: Clock) -> AsyncIterator[ConnectionManager]:
 def replies(sender: RecordingSender) -> list[tuple[str, Any]]:
     """(msg_type, payload code or msg) of every non-presence frame a client received."""
     out = []
-    for text in sender.received:
+    for text in sender.sent:
         frame = json.loads(text)
         if frame["msg_type"] == "presence":
             continue
@@ -257,7 +247,7 @@ async def test_too_many_rejections_in_a_row_close_with_4529_after_the_reply(mana
             await manager.receive(alice, msg(f"m{i}"))
         with pytest.raises(ConnectionRejected) as ended:
             await manager.receive(alice, msg("m5"))
-    assert ended.value.close_code == CloseCode.RATE_LIMITED == 4529
+    assert ended.value.close_code == CloseCode.RATE_LIMITED.value == 4529
     assert ended.value.reason == (
         "rate limit exceeded: 3 messages over the limit in a row; reconnect after a pause"
     )

@@ -11,7 +11,7 @@ from v3_core.connection import Connection, Outgoing, QueueLimits, V3Dialect
 from v3_core.ids import ConnId
 from v3_core.streams import Position
 
-from .test_connection import RecordingSender
+from ..support.senders import RecordingSender
 
 CHANNEL = "t:g:g"
 
@@ -56,13 +56,13 @@ def test_each_missed_message_once_in_order_whatever_the_interleaving(case):
         conn.start_writer()
         for offset in range(k, j):
             conn.deliver(message(offset))
-        assert sender.received == []  # held until the replay is sent
+        assert sender.sent == []  # held until the replay is sent
         replayed = {CHANNEL: Position("e", max(s, m))}
         await conn.replay([message(o) for o in range(s + 1, m + 1)], replayed)
         for offset in range(j, n + 1):
             conn.deliver(message(offset))
         await conn.aclose()
-        return sender.received
+        return sender.sent
 
     received = asyncio.run(run())
     assert [r for r in received if r != "reply"] == [str(o) for o in range(s + 1, n + 1)]
@@ -86,5 +86,5 @@ async def test_after_a_replay_a_new_epoch_is_not_mistaken_for_copies():
     await conn.replay([message(3), message(4)], {CHANNEL: Position("e", 4)})
     for offset in (1, 2):
         conn.deliver(Outgoing(f"new {offset}", CHANNEL, Position("f", offset)))
-    assert sender.received == ["3", "4", "new 1", "new 2"]
+    assert sender.sent == ["3", "4", "new 1", "new 2"]
     await conn.aclose()

@@ -22,11 +22,11 @@ def test_last_member_of_each_channel_is_reported():
 
 
 def test_unknown_channel_has_no_members():
-    assert LocalRegistry().members("nope") == set()
+    assert LocalRegistry[str]().members("nope") == set()
 
 
 def test_removing_an_unknown_connection_is_harmless():
-    assert LocalRegistry().remove("ghost") == []
+    assert LocalRegistry[str]().remove("ghost") == []
 
 
 def test_adding_twice_is_an_error():

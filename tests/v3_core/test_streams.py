@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from v3_core.streams import (
     EMPTY,
     Position,
+    StreamName,
     StreamState,
     covers,
     earliest,
@@ -52,7 +53,7 @@ def test_a_malformed_recover_is_refused_with_a_reason(text):
 
 
 def test_stored_positions_round_trip_and_keep_an_empty_epoch():
-    positions = {"group": Position("ab", 3), "client": EMPTY}
+    positions: dict[StreamName, Position] = {"group": Position("ab", 3), "client": EMPTY}
     assert parse_stored(format_positions(positions)) == positions
 
 

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import time
+from typing import Any
 
 import pytest
 
@@ -54,8 +55,8 @@ def redis_env(redis_url, prefix) -> dict[str, str]:
     return {"AETHER_REDIS_URL": redis_url, "AETHER_CHANNEL_PREFIX": prefix}
 
 
-def store_policy(redis_url: str, prefix: str) -> dict:
-    async def read() -> dict:
+def store_policy(redis_url: str, prefix: str) -> dict[str, Any]:
+    async def read() -> dict[str, Any]:
         store = RedisV2Store(redis_url, prefix=prefix)
         try:
             return (await store.policy()).as_json()

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import pytest
 
 from bridge.v2.control import V2Control
 from bridge.v2.store import MemoryV2Store
 from translators import legacy_tags
 from v3_core import BackendUnavailable, ConnectionRejected
+from v3_core.connection import Connection
 
 
 class FlakyStore(MemoryV2Store):
@@ -35,12 +38,17 @@ class LegacyConn:
         self.messages_in = 0
 
 
+def legacy_conn() -> Connection:
+    """A LegacyConn where V2Control expects a Connection (it reads no more than the above)."""
+    return cast(Connection, LegacyConn())
+
+
 async def test_admit_counts_refusals_and_track_counts_warnings_sent():
     v2 = V2Control(MemoryV2Store(), clock=lambda: 100.0)
     await v2.set_mode(None, "warn")
     assert v2.admit("grp_a", "dev_1") is not None
     assert v2.stats.warned == 0  # not sent yet: the socket may still be refused
-    with v2.track(LegacyConn(), greeted=True):
+    with v2.track(legacy_conn(), greeted=True):
         pass
     await v2.set_mode("grp_a", "closed")
     with pytest.raises(ConnectionRejected) as refused:
@@ -51,7 +59,7 @@ async def test_admit_counts_refusals_and_track_counts_warnings_sent():
 
 async def test_collect_takes_only_what_is_new():
     v2 = V2Control(MemoryV2Store(), clock=lambda: 100.0)
-    conn = LegacyConn()
+    conn = legacy_conn()
     with v2.track(conn):
         conn.messages_in = 3
         first = v2.collect()[("grp_a", "dev_1")]
@@ -72,7 +80,7 @@ async def test_a_failed_flush_is_retried_and_the_last_policy_kept():
     store.down = True
     await v2.refresh()
     assert v2.mode_for("grp_a") == "closed"
-    conn = LegacyConn()
+    conn = legacy_conn()
     with v2.track(conn):
         conn.messages_in = 2
         await v2.flush()

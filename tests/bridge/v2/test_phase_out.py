@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import pytest
 import websockets
@@ -34,14 +36,14 @@ async def put_mode(node, **body) -> httpx.Response:
         return await http.put("/v2/mode", json=body)
 
 
-async def get_json(node, path: str) -> dict:
+async def get_json(node, path: str) -> dict[str, Any]:
     async with httpx.AsyncClient(base_url=node.http) as http:
         response = await http.get(path)
         assert response.status_code == 200, response.text
         return response.json()
 
 
-async def node_applies(node, expected: dict) -> None:
+async def node_applies(node, expected: dict[str, Any]) -> None:
     async def check() -> bool:
         return await get_json(node, "/v2/mode") == expected
 

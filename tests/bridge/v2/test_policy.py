@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -75,7 +76,7 @@ def test_usage_report_orders_by_last_seen_and_sums_messages():
     new = GroupUsage(
         "grp_new", "3", [ClientUsage("b", "17", 2, 1, 5.0), ClientUsage("c", "", 4, 2, 9.0)]
     )
-    report = usage_json([old, new])
+    report: dict[str, Any] = usage_json([old, new])
     assert [g["group_id"] for g in report["groups"]] == ["grp_new", "grp_old"]
     first = report["groups"][0]
     assert (first["group_legacy"], first["messages"], first["last_seen"]) == (

@@ -35,7 +35,7 @@ def backend_url(request: pytest.FixtureRequest) -> str | None:
 
 
 @pytest.fixture
-async def make_broker(backend_url, prefix) -> AsyncIterator[Callable[..., Broker]]:
+async def make_broker(backend_url, prefix) -> AsyncIterator[Callable[..., Awaitable[Broker]]]:
     """Build brokers that share one medium (a memory hub or the test Redis), as nodes do."""
     hub = MemoryHub()
     brokers: list[Broker] = []

@@ -49,7 +49,7 @@ async def test_groups_are_separate(make_presence):
 async def test_entries_expire_after_the_ttl(make_presence):
     store = make_presence()
     await store.add("g", "alice", "c1")
-    await asyncio.sleep(TTL * 1.5)
+    await asyncio.sleep(TTL * 1.5)  # time passes: past the TTL (the point)
     assert await store.members("g") == []
 
 
@@ -57,7 +57,7 @@ async def test_touch_keeps_entries_alive(make_presence):
     store = make_presence()
     await store.add("g", "alice", "c1")
     for _ in range(4):
-        await asyncio.sleep(TTL / 3)
+        await asyncio.sleep(TTL / 3)  # a third of the TTL between touches
         await store.touch([("g", "alice", "c1")])
     assert await store.members("g") == ["alice"]
 
@@ -66,7 +66,7 @@ async def test_expire_returns_each_expired_client_to_exactly_one_node(make_prese
     node_a, node_b = make_presence(), make_presence()
     await node_a.add("g", "alice", "c1")
     await node_a.add("g", "bob", "c2")
-    await asyncio.sleep(TTL * 1.5)
+    await asyncio.sleep(TTL * 1.5)  # time passes: past the TTL (the point)
     await node_b.add("g", "carol", "c3")
     first, second = await asyncio.gather(node_a.expire("g"), node_b.expire("g"))
     assert sorted(first + second) == ["alice", "bob"]
@@ -76,7 +76,7 @@ async def test_expire_returns_each_expired_client_to_exactly_one_node(make_prese
 async def test_expire_keeps_a_client_with_one_live_tab(make_presence):
     store = make_presence()
     await store.add("g", "alice", "old")
-    await asyncio.sleep(TTL * 1.5)
+    await asyncio.sleep(TTL * 1.5)  # time passes: past the TTL (the point)
     await store.add("g", "alice", "new")
     assert await store.expire("g") == []
     assert await store.members("g") == ["alice"]
@@ -85,7 +85,7 @@ async def test_expire_keeps_a_client_with_one_live_tab(make_presence):
 async def test_remove_after_expiry_announced_does_not_announce_again(make_presence):
     store = make_presence()
     await store.add("g", "alice", "c1")
-    await asyncio.sleep(TTL * 1.5)
+    await asyncio.sleep(TTL * 1.5)  # time passes: past the TTL (the point)
     assert await store.expire("g") == ["alice"]
     assert await store.remove("g", "alice", "c1") is False
 
@@ -104,7 +104,7 @@ async def test_touch_refreshes_every_entry_of_a_large_batch(make_presence):
     for entry in entries:
         await store.add(*entry)
     for _ in range(4):
-        await asyncio.sleep(TTL / 3)
+        await asyncio.sleep(TTL / 3)  # a third of the TTL between touches
         await store.touch(entries)
     assert len(await store.members("g")) == 250
 
@@ -118,7 +118,7 @@ async def test_touch_across_many_groups_keeps_only_what_it_touches(make_presence
     for entry in touched + forgotten:
         await store.add(*entry)
     for _ in range(4):
-        await asyncio.sleep(TTL / 3)
+        await asyncio.sleep(TTL / 3)  # a third of the TTL between touches
         await store.touch(touched)
     for group in ("g0", "g5"):
         expected = sorted({c for g, c, _ in touched if g == group})
@@ -134,7 +134,7 @@ async def test_sweep_returns_the_expired_clients_of_every_group_once(make_presen
     for group in groups:
         await node_a.add(group, "gone", f"{group}-1")
     await node_a.add("g7", "gone-too", "x")
-    await asyncio.sleep(TTL * 1.5)
+    await asyncio.sleep(TTL * 1.5)  # time passes: past the TTL (the point)
     await node_a.add("g7", "stays", "y")
     first, second = await asyncio.gather(node_a.sweep(groups), node_b.sweep(groups))
     assert sorted(first + second) == sorted([(g, "gone") for g in groups] + [("g7", "gone-too")])

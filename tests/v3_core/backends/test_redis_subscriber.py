@@ -92,7 +92,8 @@ async def test_a_subscribe_cut_off_by_a_drop_waits_for_the_new_connection(
     this one too, so the client is admitted instead of refused with 1013 (K3 saw it)."""
     broker = RedisBroker(redis_url, node_channel=f"{prefix}n:a", probe_interval=60.0)
     channel = f"{prefix}g:cut"
-    send, swallowed = RedisWire.send, []
+    send = RedisWire.send
+    swallowed: list[tuple[tuple[str | bytes, ...], ...]] = []
 
     def drop_first_subscribe(self: RedisWire, *commands: tuple[str | bytes, ...]) -> None:
         if commands == (("SUBSCRIBE", channel),) and not swallowed:
