@@ -4,20 +4,21 @@ uvicorn's h11 protocol waits forever for a request's head (a WebSocket handshake
 for its body, and a byte every few seconds keeps even its keep-alive timer from firing. This
 protocol gives each phase a deadline: the head must arrive within ``handshake_timeout`` of the
 connection opening (or of the previous response), the body within ``body_timeout`` of the
-head. Connections still in either phase are "pending"; past ``max_pending`` the oldest is
-closed, so an attacker's idle sockets cannot use up the node's file descriptors while a
-client that sends its request at once (a probe, a handshake) still gets in. A connection
-pending for less than ``grace`` is not closed for the cap: in a reconnect storm thousands of
+head. Connections still in either phase are "pending"; past ``max_pending`` the oldest idle
+one is closed, so an attacker's idle sockets cannot use up the node's file descriptors while a
+client that sends its request at once (a probe, a handshake) still gets in. Idle means pending
+for at least ``grace`` with nothing waiting to be read: in a reconnect storm thousands of
 honest clients are between their TCP handshake and their request at once (a round trip on a
-mobile network, or a busy client), and the cap is then passed for that long rather than
-enforced on them. After the upgrade the WebSocket protocol takes over the transport: no
-timer, no per-frame cost.
+mobile network, or a busy client), and a node too busy to read them all at once has their
+requests waiting in its sockets; the cap is passed for them rather than enforced on them.
+After the upgrade the WebSocket protocol takes over the transport: no timer, no per-frame cost.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import time
 from typing import Any
 
@@ -28,6 +29,7 @@ from uvicorn.protocols.utils import get_client_addr, get_path_with_query_string
 log = logging.getLogger("aether.http")
 
 LOG_EVERY = 10.0  # seconds between two warnings about closed pending connections
+EVICTION_SCAN = 4  # over the cap, the oldest pending connections looked at for an idle one
 HEAD, BODY = "head", "body"  # the phases with a deadline; None: the app or the socket has it
 
 
@@ -68,16 +70,24 @@ class HttpGuard:
         return GuardedH11Protocol(guard=self, **kwargs)
 
     def admit(self, protocol: GuardedH11Protocol, now: float) -> None:
-        """Count ``protocol`` as pending; past the cap, close the oldest pending one, unless
-        it has been pending for less than the grace period."""
+        """Count ``protocol`` as pending; past the cap, close the oldest idle pending one."""
         while self.max_pending and len(self.pending) >= self.max_pending:
-            oldest = next(iter(self.pending))
-            if now - oldest.pending_since < self.grace:
+            idle = self._oldest_idle(now)
+            if idle is None:
                 break
-            del self.pending[oldest]
-            oldest.expire(EVICTED)
+            del self.pending[idle]
+            idle.expire(EVICTED)
             self._count_eviction()
         self.pending[protocol] = None
+
+    def _oldest_idle(self, now: float) -> GuardedH11Protocol | None:
+        """Among the oldest few: one pending for ``grace`` that has sent nothing unread."""
+        for candidate, _ in zip(self.pending, range(EVICTION_SCAN), strict=False):
+            if now - candidate.pending_since < self.grace:
+                return None  # the rest are younger still
+            if not has_unread_bytes(candidate.transport):
+                return candidate
+        return None
 
     def _count_eviction(self) -> None:
         self.evicted += 1
@@ -93,6 +103,20 @@ class HttpGuard:
 
     def release(self, protocol: GuardedH11Protocol) -> None:
         self.pending.pop(protocol, None)
+
+
+def has_unread_bytes(transport: asyncio.BaseTransport) -> bool:
+    """Whether bytes wait in the socket's receive buffer (a peek: nothing is read)."""
+    try:
+        peer = socket.socket(fileno=transport.get_extra_info("socket").fileno())
+    except (AttributeError, OSError):
+        return False
+    try:
+        return bool(peer.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT))
+    except OSError:  # nothing yet (EAGAIN), or a broken socket: nothing on its way
+        return False
+    finally:
+        peer.detach()  # the descriptor is the transport's: never closed here
 
 
 class GuardedH11Protocol(H11Protocol):
