@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import AsyncIterator
+from functools import partial
+from typing import Any
 
 from v3_core.errors import BackendUnavailable
 from v3_core.streams import HistoryPolicy, Position, StreamState
@@ -14,6 +16,7 @@ from .base import BrokerEvent, BrokerMessage
 from .redis_client import backend_errors, is_cluster, parse_cluster_url, redis_client
 from .redis_history import history_script, read_history, read_position
 from .redis_publisher import RedisPublisher
+from .redis_script_pipe import PipelinedScripts, script_sha
 from .redis_subscriber import RedisSubscriber
 
 CONTROL_POOL = 32  # connections for history reads, positions, INFO and PING
@@ -43,6 +46,17 @@ class RedisBroker:
         # raises at its 100th concurrent call and the client would get a needless resync.
         self._control = redis_client(url, timeout=timeout, pool_size=CONTROL_POOL)
         self._read_history = self._control.register_script(history_script("read"))
+        # On one server, a connect's position lookup and a recovery's history read share a
+        # pipelined wire: a reconnect storm's thousands of them go out in a few round trips,
+        # where the pool made them queue for a connection until they timed out.
+        self._reads = (
+            None
+            if is_cluster(url)
+            else PipelinedScripts(
+                url, (history_script("read"),), timeout=timeout, name=f"{node_channel}:reads"
+            )
+        )
+        self._read_sha = script_sha(history_script("read"))
         # Where the two wires connect: the server, or a cluster's seeds in an order of this
         # node's own (classic pub/sub reaches every node of a cluster, so any one will do, and
         # nodes spread over the seeds instead of all reading from the first).
@@ -101,10 +115,17 @@ class RedisBroker:
     async def history_after(
         self, channel: str, since: Position
     ) -> tuple[StreamState, list[BrokerMessage]]:
-        return await read_history(self._read_history, channel, since, self.history, self._timeout)
+        reads = self._reads
+        script = self._read_history if reads is None else partial(reads.run, self._read_sha)
+        return await read_history(script, channel, since, self.history, self._timeout)
 
     async def position(self, channel: str) -> Position:
-        return await read_position(self._control, channel, self._timeout)
+        reads = self._reads
+        hmget = self._hmget if reads is None else partial(reads.call, "HMGET")
+        return await read_position(hmget, channel, self._timeout)
+
+    async def _hmget(self, key: str, *fields: str) -> Any:
+        return await self._control.hmget(key, list(fields))
 
     async def ping(self) -> None:
         with backend_errors("Redis ping failed"):
@@ -116,4 +137,6 @@ class RedisBroker:
         self._closed = True
         await self._publisher.aclose(BackendUnavailable("broker closed"))
         await self._subscriber.aclose()
+        if self._reads is not None:
+            await self._reads.aclose()
         await self._control.aclose()

@@ -124,7 +124,10 @@ class ClusterBroker:
         return await read_history(self._read_history, channel, since, self.history, self._timeout)
 
     async def position(self, channel: str) -> Position:
-        return await read_position(self._cluster, channel, self._timeout)
+        return await read_position(self._hmget, channel, self._timeout)
+
+    async def _hmget(self, key: str, *fields: str) -> Any:
+        return await self._cluster.hmget(key, list(fields))
 
     # -- subscriptions -------------------------------------------------------------------
 

@@ -4,11 +4,9 @@ and the reads both brokers share (scripts in lua/history_*.lua)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from importlib import resources
-
-import redis.asyncio as aioredis
-from redis.asyncio.cluster import RedisCluster
-from redis.commands.core import AsyncScript
+from typing import Any
 
 from v3_core.streams import EMPTY, HistoryPolicy, Position, StreamState
 
@@ -41,8 +39,11 @@ def framed(channel: bytes, data: bytes) -> BrokerMessage:
     return BrokerMessage(channel.decode(), body, Position(epoch.decode(), int(offset)))
 
 
+ScriptCall = Callable[[list[str], list[str | int]], Awaitable[Any]]
+
+
 async def read_history(
-    script: AsyncScript, channel: str, since: Position, policy: HistoryPolicy, timeout: float
+    script: ScriptCall, channel: str, since: Position, policy: HistoryPolicy, timeout: float
 ) -> tuple[StreamState, list[BrokerMessage]]:
     """lua/history_read.lua for one stream: its state and entries after ``since``."""
     after = since.offset if since.epoch else 0
@@ -60,12 +61,12 @@ async def read_history(
 
 
 async def read_position(
-    client: aioredis.Redis | RedisCluster, channel: str, timeout: float
+    hmget: Callable[[str, str, str], Awaitable[Any]], channel: str, timeout: float
 ) -> Position:
     """The stream's newest position; EMPTY when it has no history."""
     meta, _ = history_keys(channel)
     with backend_errors("Redis history read failed"):
-        epoch, last = await asyncio.wait_for(client.hmget(meta, ["epoch", "last"]), timeout)
+        epoch, last = await asyncio.wait_for(hmget(meta, "epoch", "last"), timeout)
     return EMPTY if epoch is None else Position(_text(epoch), int(last or 0))
 
 

@@ -1,4 +1,4 @@
-"""Lua scripts' calls pipelined on a hiredis wire of their own.
+"""Lua scripts' calls (and other single commands) pipelined on a hiredis wire of their own.
 
 A heartbeat touches its connection's presence, and a connect and a close add and remove it:
 through redis-py each is a pool checkout, a command object and a reply parse, most of a
@@ -41,8 +41,12 @@ class PipelinedScripts(PipelinedWire[Call]):
         self._scripts = tuple(scripts)
 
     async def run(self, sha: str, keys: list[str], args: list[str | int]) -> Any:
+        return await self.call("EVALSHA", sha, str(len(keys)), *keys, *map(str, args))
+
+    async def call(self, *command: str) -> Any:
+        """Any command on the same wire (a stream position's HMGET, say)."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self.put((("EVALSHA", sha, str(len(keys)), *keys, *map(str, args)), future))
+        self.put((command, future))
         return await future
 
     async def _open(self) -> RedisWire:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
-from v3_core.backends import BrokerMessage
+from v3_core.backends import BrokerMessage, RedisBroker
 from v3_core.streams import EMPTY, HistoryPolicy, Position, covers
 
 from .test_broker import Listener
@@ -89,3 +91,31 @@ async def test_without_history_messages_have_no_position(make_broker, prefix):
         assert await listener.next() == BrokerMessage(f"{prefix}g:plain", b"hi")
     finally:
         await listener.stop()
+
+
+async def test_a_storm_of_position_lookups_shares_one_pipelined_wire(
+    backend_url, prefix, monkeypatch
+):
+    """A reconnect storm asks where thousands of new streams stand at once (one per client
+    channel). On one Redis they go out on a pipelined wire, a few round trips for all; through
+    redis-py's pool of 32 they queued for a connection until they timed out (12,000 of 19,000
+    in a storm onto 2 nodes), and each client so treated got a needless resync later."""
+    if backend_url is None or backend_url.startswith("redis+cluster"):
+        pytest.skip("one Redis only: a cluster reads through redis-py's cluster client")
+    broker = RedisBroker(
+        backend_url, node_channel=f"{prefix}n:storm", timeout=2.0, history=HistoryPolicy(SIZE)
+    )
+
+    async def no_pool(*args: object) -> None:
+        raise AssertionError("a position lookup went through redis-py's pool")
+
+    monkeypatch.setattr(broker._control, "hmget", no_pool)
+    try:
+        channel = f"{prefix}c:known"
+        await broker.publish(channel, b"m")
+        channels = [channel] + [f"{prefix}c:{n}" for n in range(10_000)]
+        positions = await asyncio.gather(*(broker.position(c) for c in channels))
+    finally:
+        await broker.aclose()
+    assert positions[0].offset == 1
+    assert set(positions[1:]) == {EMPTY}
