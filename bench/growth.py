@@ -25,6 +25,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
+from typing import Any
 
 from bench import procs
 from bench.growth_plan import (
@@ -41,7 +42,7 @@ from bench.growth_plan import (
     workers_for,
 )
 from bench.growth_report import chart, medians, render
-from bench.measured import SessionResult
+from bench.measured import SessionResult, StepResult
 from bench.session import Env, run_session
 from bench.systems import SRC_ENV, SYSTEMS
 
@@ -77,6 +78,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--chart", type=Path, help="write the SVG chart here")
     parser.add_argument("--logdir", type=Path, help="keep the servers' and Redis' logs here")
     parser.add_argument("--project-src", type=Path, help="run the project from this tree")
+    parser.add_argument(
+        "--from-json",
+        type=Path,
+        nargs="+",
+        help="run nothing: report (and chart) the cells of earlier --json files together",
+    )
     args = parser.parse_args(argv)
     args.groups = args.groups or GROUPS
     args.nodes = args.nodes or (QUICK_NODES if args.quick else NODES)
@@ -111,11 +118,47 @@ def run(
     return results
 
 
+def raw_results(
+    cells: Sequence[tuple[Cell, str | None]], results: dict[Cell, list[SessionResult]]
+) -> dict[str, Any]:
+    """What ``--json`` writes: every cell, why it was not measured, and its sessions."""
+    return {
+        "cells": [
+            {
+                **asdict(cell),
+                "not_measured": reason,
+                "runs": [asdict(r) for r in results.get(cell, [])],
+            }
+            for cell, reason in cells
+        ]
+    }
+
+
+def load(
+    paths: Sequence[Path],
+) -> tuple[list[tuple[Cell, str | None]], dict[Cell, list[SessionResult]]]:
+    """The cells and runs of earlier ``--json`` files, for one report over several runs."""
+    cells: dict[Cell, str | None] = {}
+    results: dict[Cell, list[SessionResult]] = defaultdict(list)
+    for path in paths:
+        for raw in json.loads(path.read_text())["cells"]:
+            runs = raw.pop("runs")
+            cell = Cell(**{k: raw[k] for k in ("group_size", "nodes", "conns_per_node")})
+            cells[cell] = raw["not_measured"]
+            for run in runs:
+                steps = [StepResult(**step) for step in run.pop("steps")]
+                results[cell].append(SessionResult(**run, steps=steps))
+    return sorted(cells.items()), results
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    timing = Timing.of(args.quick, args.rate)
+    if args.from_json:
+        cells, results = load(args.from_json)
+        return report(args, cells, results, timing, argv)
     procs.raise_fd_limit()
     cells = plan(args.groups, args.nodes, args.conns, Limits.here())
-    timing = Timing.of(args.quick, args.rate)
     for cell, reason in cells:
         if reason:
             print(f"[growth] not measured here: {cell.key}: {reason}", file=sys.stderr)
@@ -126,6 +169,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         logdir = args.logdir or Path(tmp)
         logdir.mkdir(parents=True, exist_ok=True)
         results = run(cells, timing, args.repeat, logdir)
+    return report(args, cells, results, timing, argv)
+
+
+def report(
+    args: argparse.Namespace,
+    cells: Sequence[tuple[Cell, str | None]],
+    results: dict[Cell, list[SessionResult]],
+    timing: Timing,
+    argv: Sequence[str] | None,
+) -> int:
     command = "python -m bench.growth " + " ".join(argv if argv is not None else sys.argv[1:])
     markdown = render(cells, results, timing, command)
     print(markdown)
@@ -134,16 +187,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.write.write_text(markdown)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        raw = {
-            "cells": [
-                {
-                    **asdict(cell),
-                    "not_measured": reason,
-                    "runs": [asdict(r) for r in results.get(cell, [])],
-                }
-                for cell, reason in cells
-            ]
-        }
+        raw = raw_results(cells, results)
         args.json.write_text(json.dumps(raw, indent=1, default=str))
     if args.chart:
         measured, _ = medians(results)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import xml.etree.ElementTree as ET
 from collections import Counter, defaultdict
@@ -10,7 +11,7 @@ from collections import Counter, defaultdict
 import pytest
 
 from bench.figures import Medians
-from bench.growth import _ints, parse_args
+from bench.growth import _ints, load, parse_args, raw_results
 from bench.growth_plan import (
     CONNS,
     CONNS_PER_WORKER,
@@ -200,3 +201,18 @@ def test_big_groups_get_time_for_their_presence_joins():
     small, big = scenario(Cell(10, 4, 19_000), timing), scenario(Cell(1000, 4, 19_000), timing)
     assert big.connect_timeout_s > small.connect_timeout_s > 120
     assert big.quiet_cores > 0  # the first step waits for the nodes to be quiet
+
+
+def test_cells_written_as_json_read_back_the_same(tmp_path):
+    """``--from-json`` reports several runs' cells together (a grid measured in parts)."""
+    cells = [(Cell(10, 1, 1000), None), (Cell(100, 2, 1000), None), (Cell(10, 4, 19000), "ports")]
+    results = {
+        Cell(10, 1, 1000): [_session(Cell(10, 1, 1000), 0.01, 0.3)],
+        Cell(100, 2, 1000): [_session(Cell(100, 2, 1000), 0.02, 0.2)],
+    }
+    path = tmp_path / "growth.json"
+    path.write_text(json.dumps(raw_results(cells, results), default=str))
+    loaded_cells, loaded = load([path])
+    assert loaded_cells == sorted(cells)
+    for cell, runs in results.items():
+        assert cell_figures(loaded[cell][0]) == pytest.approx(cell_figures(runs[0]), nan_ok=True)
