@@ -39,6 +39,7 @@ from bench import procs
 from bench.dialects import V3, Dialect, Received
 from bench.profile import py_spy_hook
 from bench.systems import SYSTEMS
+from bench.worker import run_loop
 from bench.wsclient import BenchConnection
 
 HEARTBEAT = b'{"msg_type":"heartbeat","target":"echo"}'
@@ -171,13 +172,7 @@ class Load:
 
 
 def worker_main(pipe: Connection, share: Share) -> None:
-    try:
-        import uvloop
-
-        uvloop.install()
-    except ImportError:
-        pass
-    asyncio.run(_worker(pipe, share))
+    run_loop(_worker(pipe, share))
 
 
 async def _worker(pipe: Connection, share: Share) -> None:

@@ -19,7 +19,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from bench.scenarios import ConnSpec
-from bench.worker import Load, WorkerSpec, receive, sleep_until
+from bench.worker import Load, WorkerSpec, receive, run_loop, sleep_until
 from bench.wsclient import BenchConnection
 
 # -- who connects where ---------------------------------------------------------------------
@@ -120,12 +120,6 @@ async def _serve(pipe: Connection, share: StormShare) -> None:
 def worker_main(pipe: Connection, share: StormShare) -> None:
     """Process entry point (``multiprocessing`` spawn target)."""
     try:
-        import uvloop
-    except ImportError:
-        run = asyncio.run
-    else:
-        run = uvloop.run
-    try:
-        run(_serve(pipe, share))
+        run_loop(_serve(pipe, share))
     finally:
         pipe.close()

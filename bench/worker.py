@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from array import array
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
@@ -287,15 +288,19 @@ async def _serve(pipe: Connection, spec: WorkerSpec) -> None:
     await load.close_all()
 
 
+def run_loop(main: Coroutine[Any, Any, None]) -> None:
+    """Run a load generator's ``main`` on uvloop when it is installed (a cheaper client side)."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)
+    else:
+        uvloop.run(main)
+
+
 def worker_main(pipe: Connection, spec: WorkerSpec) -> None:
     """Process entry point (``multiprocessing`` spawn target)."""
     try:
-        import uvloop  # optional: a cheaper client side
-    except ImportError:
-        run = asyncio.run
-    else:
-        run = uvloop.run
-    try:
-        run(_serve(pipe, spec))
+        run_loop(_serve(pipe, spec))
     finally:
         pipe.close()

@@ -45,7 +45,8 @@ class RedisBroker:
         # blocking pool makes them wait for a connection, where redis-py's default pool
         # raises at its 100th concurrent call and the client would get a needless resync.
         self._control = redis_client(url, timeout=timeout, pool_size=CONTROL_POOL)
-        self._read_history = self._control.register_script(history_script("read"))
+        read_script = history_script("read")
+        self._read_history = self._control.register_script(read_script)
         # On one server, a connect's position lookup and a recovery's history read share a
         # pipelined wire: a reconnect storm's thousands of them go out in a few round trips,
         # where the pool made them queue for a connection until they timed out.
@@ -53,10 +54,10 @@ class RedisBroker:
             None
             if is_cluster(url)
             else PipelinedScripts(
-                url, (history_script("read"),), timeout=timeout, name=f"{node_channel}:reads"
+                url, (read_script,), timeout=timeout, name=f"{node_channel}:reads"
             )
         )
-        self._read_sha = script_sha(history_script("read"))
+        self._read_sha = script_sha(read_script)
         # Where the two wires connect: the server, or a cluster's seeds in an order of this
         # node's own (classic pub/sub reaches every node of a cluster, so any one will do, and
         # nodes spread over the seeds instead of all reading from the first).
