@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     send_timeout: float = Field(1.0, gt=0)
     ping_interval: float = Field(20.0, ge=0)
     ping_timeout: float = Field(20.0, gt=0)
+    # WebSocket PINGs one client may send per second, after a burst of 5 s worth; over it:
+    # 4529. 0: no limit (the pong backpressure cut still applies).
+    max_pings_per_second: float = Field(10.0, ge=0)
     graceful_timeout: float = Field(5.0, ge=0)
 
     # Slow or idle clients (slowloris; bridge/http_guard.py). A request's head (a WebSocket

@@ -8,6 +8,8 @@
   the write buffer without bound (365 MB in 10 s). While writing is paused only the latest
   pong is kept (RFC 6455 allows answering only the latest ping), and a client that keeps
   pinging while its socket stays full for ``PONG_STUCK_AFTER`` is cut as a slow consumer.
+- Parsing a flood of pings holds the loop for everyone else even when the flooder reads
+  (~2,000 pings per read): past ``pings_per_second`` (a token bucket) a client is cut, 4529.
 - ``transport.close()`` waits for the write buffer to drain, which never happens when the
   peer does not read: every close the protocol makes is followed by an abort after a deadline.
 - A text frame that is not UTF-8 is one INFO line (at most one per interval), not an ERROR
@@ -33,6 +35,7 @@ from .lean_asyncio import LeanEvent, LeanQueue
 from .sender import ABORT_AFTER
 
 PONG_STUCK_AFTER = 2.0  # seconds a pinging client's socket may stay full before it is cut
+PING_BURST_SECONDS = 5.0  # a client may send this many seconds' worth of pings at once
 
 log = ThrottledLog(logging.getLogger("aether.sockets"))
 
@@ -42,6 +45,12 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
     _paused_at: float | None = None  # loop time writing was paused at, None while writable
     _abort_timer: asyncio.TimerHandle | None = None  # cuts a close the peer does not drain
     heard_at = 0.0  # loop time of the last bytes from the client
+    # Clients ping every few seconds at most (websockets: 20 s; browsers never). A flood was
+    # parsed at ~2,000 pings per read and held the loop for everyone else (echo round trips
+    # of 1.2 s); 0: no limit. Set per node by ``protocol_for``.
+    pings_per_second = 0.0
+    _ping_allowance: float | None = None  # a token bucket: pings left before the cut
+    _ping_checked_at = 0.0
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -103,23 +112,39 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
     def handle_ping(self) -> None:
         output = b"".join(self.conn.data_to_send())
         paused_at = self._paused_at
-        if paused_at is None or self.close_sent:
+        if self.close_sent:
+            self.transport.write(output)
+            return
+        if self.pings_per_second and not self._ping_allowed():
+            why = f"it sends over {self.pings_per_second:g} pings/s"
+            self._cut(CloseCode.RATE_LIMITED, "too many pings", "ping-rate", why)
+            return
+        if paused_at is None:
             self.transport.write(output)
             return
         self._held_pong = output  # replaces the one held: only the latest ping is answered
         if self.loop.time() - paused_at > PONG_STUCK_AFTER:
-            log.log(
-                "ping-flood",
-                logging.WARNING,
-                "closing slow consumer %s: it keeps pinging and does not read",
-                _peer(self.client),
-            )
-            self._held_pong = None
-            self.conn.fail(CloseCode.SLOW_CONSUMER, "slow consumer")
-            self.transport.write(b"".join(self.conn.data_to_send()))
-            self.close_sent = True
-            self.transport.close()
-            self._abort_after(ABORT_AFTER)
+            why = "it keeps pinging and does not read"
+            self._cut(CloseCode.SLOW_CONSUMER, "slow consumer", "ping-flood", why)
+
+    def _ping_allowed(self) -> bool:
+        rate, now = self.pings_per_second, self.loop.time()
+        burst = rate * PING_BURST_SECONDS
+        if self._ping_allowance is None:  # the first ping: a full bucket
+            self._ping_allowance, self._ping_checked_at = burst, now
+        elapsed, self._ping_checked_at = now - self._ping_checked_at, now
+        allowance = self._ping_allowance = min(burst, self._ping_allowance + elapsed * rate) - 1
+        return allowance >= 0
+
+    def _cut(self, code: CloseCode, reason: str, kind: str, why: str) -> None:
+        """Close at once, and abort if the peer does not take the close: it is flooding us."""
+        log.log(kind, logging.WARNING, "closing %s with %d: %s", _peer(self.client), code, why)
+        self._held_pong = None
+        self.conn.fail(code, reason)
+        self.transport.write(b"".join(self.conn.data_to_send()))
+        self.close_sent = True
+        self.transport.close()
+        self._abort_after(ABORT_AFTER)
 
     # -- closes that cannot wait for a peer that does not read -----------------------------
 
@@ -190,6 +215,13 @@ def _peer(client: tuple[str, int] | None) -> str:
     return f"{client[0]}:{client[1]}" if client else "a client"
 
 
+def protocol_for(pings_per_second: float) -> type[LeanWebSocketProtocol]:
+    """The protocol class with this node's ping limit (uvicorn builds one per socket)."""
+    return type(
+        "LeanWebSocketProtocol", (LeanWebSocketProtocol,), {"pings_per_second": pings_per_second}
+    )
+
+
 def server_options(settings: Any) -> dict[str, Any]:
     """The uvicorn options every node runs with (the command and the tests share them)."""
     return {
@@ -200,7 +232,7 @@ def server_options(settings: Any) -> dict[str, Any]:
             settings.max_pending_connections,
             settings.pending_grace,
         ),
-        "ws": LeanWebSocketProtocol,
+        "ws": protocol_for(settings.max_pings_per_second),
         "ws_max_size": settings.max_message_bytes,
         "ws_per_message_deflate": False,  # doubles memory per connection, costs CPU per frame
         "ws_ping_interval": settings.ping_interval or None,

@@ -72,3 +72,48 @@ async def test_a_silent_client_that_never_pongs_is_still_closed_1011(make_settin
         finally:
             mute.close()
     assert frame.close_code == 1011
+
+
+async def send_pings(ws: RawWebSocket, count: int, every: float) -> int:
+    """Send ``count`` pings, each ``every`` seconds after the one before (or the call),
+    reading the replies; the close code the node sent, or 0 if it kept the socket open."""
+    received: list[int] = []
+
+    async def read() -> None:
+        while True:
+            frame = await ws.recv_frame()
+            if frame.opcode == OP_CLOSE:
+                received.append(frame.close_code or 0)
+                return
+
+    reader = asyncio.create_task(read())
+    try:
+        for i in range(count):
+            await asyncio.sleep(every)
+            await ws.send_frame(OP_PING, str(i).encode())
+        await asyncio.sleep(0.2)  # a close the last ping caused is read
+    finally:
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError, EOFError, ConnectionError):
+            await reader
+    return received[0] if received else 0
+
+
+async def test_pings_within_the_limit_pass_and_a_flood_is_closed_with_4529(make_settings):
+    """Two pings a second, after a burst of 5 s worth, pass; one more at once than the burst
+    holds is closed (AETHER_MAX_PINGS_PER_SECOND=2 here; 10 by default)."""
+    settings = make_settings(max_pings_per_second=2)
+    async with serve_app(settings, **embedded_backends()) as node:
+        steady = await RawWebSocket.connect(node.port, "/v3/ws/group/g1/client/steady")
+        burst = await RawWebSocket.connect(node.port, "/v3/ws/group/g1/client/burst")
+        try:
+            steady_close, burst_close = await asyncio.gather(
+                send_pings(steady, 10, 0.0),  # the burst: 5 s worth at 2/s
+                send_pings(burst, 11, 0.0),
+            )
+            steady_later = await send_pings(steady, 4, 0.55)  # then 2 a second
+        finally:
+            steady.close()
+            burst.close()
+    assert (steady_close, steady_later) == (0, 0)
+    assert burst_close == 4529

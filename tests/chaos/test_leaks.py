@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
 import pytest
 import redis.asyncio as aioredis
@@ -15,7 +16,7 @@ from bridge.settings import Settings
 from ..conftest import serve_app
 from ..helpers import presence
 from .conftest import LaunchNode
-from .traffic import open_fds, rss_kib
+from .traffic import fds_to_port, open_fds, rss_kib
 
 pytestmark = pytest.mark.chaos
 
@@ -64,7 +65,9 @@ async def test_k2_churn_leaves_no_leaks(redis_url, launch: LaunchNode, prefix):
     # and the first Lua loads reach their high-water marks; a leak then shows as growth.
     await churn(node.ws)
     await asyncio.sleep(1.0)
+    redis_port = urlsplit(redis_url).port or 6379
     rss0, fds0 = rss_kib(node.pid), open_fds(node.pid)
+    redis0 = fds_to_port(node.pid, redis_port)
     # Two measured rounds: a leak grows RSS in each, while the allocator now and then maps
     # one more ~2 MiB of arenas in either and keeps it (seen 2.0-2.25 MiB in 1 run of 4-6,
     # VmData growing by the same, before and after this session's changes).
@@ -75,6 +78,7 @@ async def test_k2_churn_leaves_no_leaks(redis_url, launch: LaunchNode, prefix):
         await asyncio.sleep(1.0)
         growths.append((rss_kib(node.pid) - before) / 1024)
     rss_growth, fds = min(growths), open_fds(node.pid)
+    redis_fds = fds_to_port(node.pid, redis_port)
     members = {g: await presence(node.http, g) for g in GROUPS}
     client = aioredis.Redis.from_url(redis_url, decode_responses=True)
     channels = sorted(await client.pubsub_channels(f"{prefix}*"))
@@ -83,11 +87,18 @@ async def test_k2_churn_leaves_no_leaks(redis_url, launch: LaunchNode, prefix):
     print(
         f"FIGURE K2 {opened} connections: RSS growth after warm-up, per round "
         f"{growths[0]:.2f} and {growths[1]:.2f} MiB (total {total:.2f}), "
-        f"fds {fds0} -> {fds}, channels left {channels}"
+        f"fds {fds0} -> {fds} ({redis0} -> {redis_fds} of them to Redis), "
+        f"channels left {channels}"
     )
     assert opened == 2 * (3 * ROUND + SHORT)
     assert rss_growth <= 2.0
-    assert fds <= fds0
+    # Every fd but Redis' returns to its baseline. The Redis pools (presence, IDs, broker
+    # control) open a connection when a burst finds all of theirs busy and keep it, so
+    # a churn's peak may add one the warm-up's did not reach (seen once in CI: fds
+    # 53 -> 54, the new one a connection to Redis). Bounded by the pools' sizes, where a
+    # leak per connection would add hundreds over 2,000 connections.
+    assert fds - redis_fds <= fds0 - redis0
+    assert redis_fds <= redis0 + 4
     assert all(m == [] for m in members.values()), members
     assert channels == [f"{prefix}n:nodeA"]  # only the node's own probe channel
 

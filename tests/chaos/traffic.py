@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -267,6 +268,23 @@ def rss_kib(pid: int) -> int:
 
 def open_fds(pid: int) -> int:
     return len(list(Path(f"/proc/{pid}/fd").iterdir()))
+
+
+def fds_to_port(pid: int, port: int) -> int:
+    """How many of ``pid``'s open fds are TCP connections to ``port`` (e.g. Redis'),
+    matched through the socket inodes in the process's /proc/net/tcp and tcp6."""
+    inodes = set()
+    for table in ("tcp", "tcp6"):
+        for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
+            fields = line.split()
+            if int(fields[2].rsplit(":", 1)[1], 16) == port:  # rem_address is host:port, hex
+                inodes.add(fields[9])
+    count = 0
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):  # closed between the listing and the read
+            target = os.readlink(fd)
+            count += target.startswith("socket:[") and target[8:-1] in inodes
+    return count
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -233,6 +233,7 @@ class ClusterBroker:
                         replies = await shard.wire.replies()
                 except TimeoutError:
                     continue
+                probes.heard(loop.time())
                 self._dispatch(shard, replies, probes, loop.time())
         except asyncio.CancelledError:
             raise

@@ -30,9 +30,13 @@ class Dropped(BackendUnavailable):
 
 
 class Probes:
-    """Liveness of the subscriber: every probe published must come back within ``timeout``.
+    """Liveness of the subscriber: every probe published must come back within ``timeout``,
+    or at least something must arrive on the connection meanwhile.
 
-    Only an echo proves the path works both ways; a half-open socket raises nothing.
+    A half-open socket raises nothing and delivers nothing. An echo proves the path works
+    both ways; so does any message read, which is what a reader behind on a burst sees
+    while the echo waits in the socket behind it (recycling then would resync every client
+    of the node, and put the node further behind).
     """
 
     def __init__(self, interval: float, timeout: float, now: float) -> None:
@@ -42,6 +46,7 @@ class Probes:
         self.sent = self.echoed = 0
         self.next_at = now
         self.waiting_since: float | None = None  # send time of the oldest unanswered probe
+        self.heard_at = now  # when the reader last read anything on this connection
 
     def due(self, now: float) -> bytes | None:
         """The probe to publish now, if one is due."""
@@ -63,14 +68,20 @@ class Probes:
         elif self.waiting_since is not None:
             self.waiting_since = now  # older probes came back; the newest is young
 
+    def heard(self, now: float) -> None:
+        """The reader read something: the connection is alive, whatever it was."""
+        self.heard_at = now
+
     def overdue(self, now: float) -> bool:
-        return self.waiting_since is not None and now - self.waiting_since > self.timeout
+        if self.waiting_since is None:
+            return False
+        return now - max(self.waiting_since, self.heard_at) > self.timeout
 
     def next_deadline(self) -> float:
         """When the reader must look again: the next probe, or the oldest one's time limit."""
         if self.waiting_since is None:
             return self.next_at
-        return min(self.next_at, self.waiting_since + self.timeout)
+        return min(self.next_at, max(self.waiting_since, self.heard_at) + self.timeout)
 
 
 class Subscriptions:

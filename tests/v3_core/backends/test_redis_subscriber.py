@@ -126,3 +126,32 @@ async def test_a_subscribe_while_redis_is_unreachable_is_refused_after_the_timeo
         with contextlib.suppress(asyncio.CancelledError):
             await pump
         await broker.aclose()
+
+
+async def test_a_late_subscribe_confirmation_refuses_the_caller_but_keeps_the_connection(
+    redis_url, prefix, monkeypatch: pytest.MonkeyPatch
+):
+    """A confirmation later than the timeout, on a connection the probes prove alive, is a
+    busy Redis or loop, not a lost connection: this caller gets BackendUnavailable (its
+    client a 1013), the others keep their connection (no resync for all)."""
+    broker = RedisBroker(redis_url, node_channel=f"{prefix}n:a", timeout=0.3, probe_interval=0.1)
+    channel = f"{prefix}g:slow"
+    send = RedisWire.send
+
+    def delay_subscribe(self: RedisWire, *commands: tuple[str | bytes, ...]) -> None:
+        if commands == (("SUBSCRIBE", channel),):
+            asyncio.get_running_loop().call_later(0.6, send, self, *commands)
+            return
+        send(self, *commands)
+
+    async with running(broker) as events:
+        monkeypatch.setattr(RedisWire, "send", delay_subscribe)
+        with pytest.raises(BackendUnavailable, match="not confirmed"):
+            await broker.subscribe(channel)
+        await asyncio.sleep(0.8)  # the confirmation arrives, late; probes keep coming back
+        assert broker.reconnects == 0
+        assert events.empty()
+        await broker.publish(channel, b"after")  # and the channel is live after all
+        async with asyncio.timeout(5):
+            message = await events.get()
+        assert message == BrokerMessage(channel, b"after")
