@@ -21,7 +21,9 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
@@ -47,13 +49,14 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
     heard_at = 0.0  # loop time of the last bytes from the client
     # Clients ping every few seconds at most (websockets: 20 s; browsers never). A flood was
     # parsed at ~2,000 pings per read and held the loop for everyone else (echo round trips
-    # of 1.2 s); 0: no limit. Set per node by ``protocol_for``.
+    # of 1.2 s); 0: no limit.
     pings_per_second = 0.0
     _ping_allowance: float | None = None  # a token bucket: pings left before the cut
     _ping_checked_at = 0.0
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, pings_per_second: float = 0.0, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.pings_per_second = pings_per_second
         self.queue = LeanQueue()  # type: ignore[assignment]  # the methods uvicorn calls
         self.writable = LeanEvent()  # type: ignore[assignment]
         self.writable.set()
@@ -215,11 +218,10 @@ def _peer(client: tuple[str, int] | None) -> str:
     return f"{client[0]}:{client[1]}" if client else "a client"
 
 
-def protocol_for(pings_per_second: float) -> type[LeanWebSocketProtocol]:
-    """The protocol class with this node's ping limit (uvicorn builds one per socket)."""
-    return type(
-        "LeanWebSocketProtocol", (LeanWebSocketProtocol,), {"pings_per_second": pings_per_second}
-    )
+def protocol_for(pings_per_second: float) -> Callable[..., LeanWebSocketProtocol]:
+    """What uvicorn calls per socket, with this node's ping limit; a partial, not a class made
+    at run time, so that ``--workers`` can pickle it for its worker processes."""
+    return functools.partial(LeanWebSocketProtocol, pings_per_second=pings_per_second)
 
 
 def server_options(settings: Any) -> dict[str, Any]:
