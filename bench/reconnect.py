@@ -228,6 +228,7 @@ def storm_figures(
     return {
         "back": returned,
         "not_back": sum(r["missing"] for r in backs),
+        "refused": sum(r.get("refused", 0) for r in backs),
         "rounds": max(r["rounds"] for r in backs),
         "storm_errors": [e for r in backs for e in r["errors"]][:5],
         "all_back_s": latencies[-1] / 1e9 if latencies else math.nan,
@@ -265,7 +266,10 @@ def report_rows(out: dict[str, Any], args: argparse.Namespace) -> list[tuple[str
         ("storm: clients per node after", nodes),
         (f"storm: all back, s (target ≤ {TARGET_S:g} s: {met})", f"{out['all_back_s']:.2f}"),
         ("storm: back p50 / p99, s", f"{out['back_p50_s']:.2f} / {out['back_p99_s']:.2f}"),
-        ("storm: connect rounds (1 = no retry)", f"{out['rounds']}"),
+        (
+            "storm: connect rounds (1 = no retry); closed right after the handshake",
+            f"{out['rounds']}; {out['refused']:,}",
+        ),
         ("storm: nodes' CPU, cores, drop → all back", f"{out['storm_cores']:.2f}"),
         (
             f"storm: node CPU per reconnect, ms (drop → {args.tail:g} s after; without idle)",

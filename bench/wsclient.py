@@ -11,6 +11,7 @@ permessage-deflate: every server under test sends plain frames.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from typing import cast
 
@@ -40,6 +41,7 @@ class BenchConnection(asyncio.Protocol):
         self.closed = False
         self.transport: asyncio.Transport | None = None
         self.fast = False  # True once the handshake is done and websockets holds no bytes
+        self.opened_ns = 0  # monotonic time the connection became usable (0: not yet)
         self.pending = b""
 
     # -- asyncio.Protocol ---------------------------------------------------------------
@@ -126,7 +128,20 @@ class BenchConnection(asyncio.Protocol):
         if self.ws.handshake_exc is not None:
             self.ready.set_exception(self.ws.handshake_exc)
         elif not self.dialect.socketio:
-            self.ready.set_result(None)
+            self._opened()
+
+    def _opened(self) -> None:
+        self.opened_ns = time.monotonic_ns()
+        self.ready.set_result(None)
+
+    @property
+    def refused(self) -> str | None:
+        """Why the server closed a connection it had accepted, if it did (a node refuses a
+        join it cannot make with a close right after its handshake: 1013, 4529)."""
+        if not self.closed and self.ws.state is State.OPEN:
+            return None
+        close = self.ws.close_rcvd
+        return f"{close.code} {close.reason}" if close is not None else "closed"
 
     def _on_text(self, data: bytes) -> None:
         received = self.dialect.bench_payload(data)
@@ -142,6 +157,6 @@ class BenchConnection(asyncio.Protocol):
         elif data == b"2":
             self.send(b"3")
         elif data.startswith(b"40") and not self.ready.done():
-            self.ready.set_result(None)
+            self._opened()
         elif data.startswith(b"44") and not self.ready.done():
             self.ready.set_exception(ConnectionError(data.decode(errors="replace")))

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import time
 from array import array
+from dataclasses import replace
 
 import pytest
 
 from bench.measured import Sample
 from bench.reconnect import parse_args, presence_diff, report, shares, storm_figures
-from bench.storm_worker import clients, per_node, pick_nodes
+from bench.storm_worker import StormShare, clients, open_all, per_node, pick_nodes
 from bench.systems import SYSTEMS
+from bench.worker import WorkerSpec
+from bridge.settings import Settings
+from tests.conftest import embedded_backends, serve_app
 from v3_core.ids import is_vision_id
 
 
@@ -122,3 +127,23 @@ def test_the_report_says_whether_the_target_and_presence_hold():
     text = report(_out(wrong), args, [])
     assert "WRONG after 10.2 s: 1 missing, 0 extra" in text
     assert "missing g/c" in text
+
+
+async def test_a_connect_closed_right_after_its_handshake_is_not_counted_back():
+    """A node refuses a join it cannot make by closing the socket behind its handshake (here
+    1013 at AETHER_MAX_CONNECTIONS): such a client is not back, and tries again."""
+    everyone = clients(3, 50)
+    spec = WorkerSpec(0, everyone, (0,), "v3", {"r-g00000": 3}, (), (), 0.0, True, 3)
+    async with serve_app(Settings(max_connections=2), **embedded_backends()) as node:
+        share = StormShare(replace(spec, node_ports=(node.port,)), everyone, 0.05, 0.5)
+        opened, report = await open_all(share, everyone, True, time.monotonic_ns())
+        try:
+            assert (report["back"], report["missing"]) == (2, 1)
+            assert report["refused"] >= 1  # at least once, then again each round until the deadline
+            assert "closed after its handshake: 1013 node at its connection limit" in str(
+                report["errors"]
+            )
+            assert len(array("q", report["latency_ns"])) == 2  # the refused have no latency
+        finally:
+            for conn in opened.values():
+                conn.abort()
