@@ -87,6 +87,11 @@ class Membership:
             came_online = await self._presence.add(group_id, client_id, conn.conn_id)
         except BackendUnavailable as exc:
             self._stats.connections_rejected += 1
+            # Ops need the cause (Redis down, or too slow for the node's load); one line per
+            # interval, since every client retrying would log one.
+            self._throttled_log.log(
+                "backend-refusal", logging.WARNING, "refusing %r with 1013: %s", conn, exc
+            )
             await self._unregister(conn)
             raise ConnectionRejected(
                 CloseCode.TRY_AGAIN_LATER, "message broker unavailable; retry with backoff"

@@ -299,8 +299,7 @@ class ClusterBroker:
         for _, future in shard.pending:
             if not future.done():
                 future.set_exception(_Dropped("shard connection lost"))
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(shard.wire.aclose(), self._timeout)
+        await shard.wire.drop(self._timeout)
         # Back on the same node (a dropped connection): its history is intact, so the gap is
         # filled. On another node (a failover), whose data may lag what this node delivered,
         # it counts as a restart: announce, never assume.

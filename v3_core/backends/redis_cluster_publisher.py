@@ -119,8 +119,7 @@ class ClusterPublisher(PipelinedWire[Publish]):
         wires, self._wires = list(self._wires.values()), {}
         self._slots.stale = True
         for wire in wires:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(wire.aclose(), self._timeout)
+            await wire.drop(self._timeout)
 
     async def _reset(self, error: Exception) -> None:
         if not isinstance(error, (*REDIS_ERRORS, BackendUnavailable)):

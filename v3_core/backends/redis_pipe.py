@@ -79,8 +79,7 @@ class PipelinedWire(Generic[CallT]):
     async def _disconnect(self) -> None:
         wire, self._wire = self._wire, None
         if wire is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(wire.aclose(), self._timeout)
+            await wire.drop(self._timeout)
 
     async def aclose(self, error: BaseException) -> None:
         """Stop the writer; calls still queued raise ``error``."""

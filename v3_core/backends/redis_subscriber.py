@@ -9,7 +9,6 @@ yields a Discontinuity. What to do when is decided in redis_subscriptions.py, wi
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -49,6 +48,8 @@ class RedisSubscriber:
         self._publish_to_self = publish_to_self
         self._state = Subscriptions(timeout)
         self._wire: RedisWire | None = None
+        self._probes: Probes | None = None  # the current connection's, while it is read
+        self._reading: asyncio.Timeout | None = None  # the reader's wait, while it waits
         self._connected = asyncio.Event()
         self._closed = False
 
@@ -99,12 +100,17 @@ class RedisSubscriber:
             except Dropped:
                 continue
             except TimeoutError:
-                # Late, not lost: the probes judge the connection, and a busy loop or Redis
-                # is no reason to resync every client of the node. The channel stays held
-                # (live once confirmed) until its members leave; this caller is refused.
-                raise BackendUnavailable(
-                    f"Redis subscribe not confirmed within {self._timeout}s"
-                ) from None
+                pass
+            # Late: a node too busy to read its replies in time (a reconnect storm), a busy
+            # Redis, or a dead connection. A probe now tells which: the wait goes on while
+            # the connection shows life, and ends with Dropped when it does not (within
+            # the timeout), rather than refuse clients a live connection would have served.
+            self._probe_now(wire)
+            try:
+                await asyncio.shield(future)
+                return
+            except Dropped:
+                continue  # past the deadline: refused unless the subscriber is back already
 
     async def unsubscribe(self, channel: str) -> None:
         self._state.channels.discard(channel)
@@ -114,6 +120,16 @@ class RedisSubscriber:
                 wire.send(("UNSUBSCRIBE", channel))
             except REDIS_ERRORS as exc:
                 self.recycle(f"unsubscribe failed: {exc!r}")
+
+    def _probe_now(self, wire: RedisWire) -> None:
+        """Send a probe now, and have the reader look for its echo by its deadline."""
+        probes, reading = self._probes, self._reading
+        if wire is not self._wire or probes is None:
+            return  # being replaced: the wait ends with Dropped
+        now = asyncio.get_running_loop().time()
+        self._publish_to_self(probes.force(now))
+        if reading is not None and not reading.expired():  # (expired: it is looking now)
+            reading.reschedule(min(reading.when() or now, probes.next_deadline() + _SLACK))
 
     def recycle(self, reason: str) -> None:
         """Make the reader drop this connection; it re-subscribes every channel held.
@@ -194,10 +210,9 @@ class RedisSubscriber:
     async def _disconnect(self, wire: RedisWire) -> None:
         self._connected.clear()
         if self._wire is wire:
-            self._wire = None
+            self._wire = self._probes = None
         self._state.disconnected()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(wire.aclose(), self._timeout)
+        await wire.drop(self._timeout)
 
     async def aclose(self) -> None:
         self._closed = True
@@ -206,7 +221,7 @@ class RedisSubscriber:
 
     async def _read(self, wire: RedisWire) -> AsyncIterator[BrokerMessage]:
         loop = asyncio.get_running_loop()
-        probes = Probes(self._probe_interval, self._timeout, loop.time())
+        probes = self._probes = Probes(self._probe_interval, self._timeout, loop.time())
         node_channel = self._node_channel.encode()
         state = self._state
         while True:
@@ -215,10 +230,12 @@ class RedisSubscriber:
             # Sleep until a probe is due: an idle node wakes for its probes, not to poll.
             wait = max(probes.next_deadline() - loop.time(), 0.0) + _SLACK
             try:
-                async with asyncio.timeout(wait):
+                async with asyncio.timeout(wait) as self._reading:
                     replies = await wire.replies()
             except TimeoutError:
                 continue
+            finally:
+                self._reading = None
             probes.heard(loop.time())
             for reply in replies:
                 kind = _kind(reply)

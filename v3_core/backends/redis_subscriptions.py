@@ -53,6 +53,10 @@ class Probes:
         if now < self.next_at:
             return None
         self.next_at = now + self.interval
+        return self.force(now)
+
+    def force(self, now: float) -> bytes:
+        """A probe to publish now, due or not (a late confirmation asks for one)."""
         self.sent += 1
         if self.waiting_since is None:
             self.waiting_since = now

@@ -12,6 +12,7 @@ docs/decisions/2026-11-performance-round-two.md, section 3.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -148,3 +149,12 @@ class RedisWire:
 
     async def aclose(self) -> None:
         await self._connection.disconnect()
+
+    async def drop(self, timeout: float) -> None:
+        """Close, giving up after ``timeout``; errors are ignored, as the connection is being
+        dropped anyway. A cancel is not: ``asyncio.wait_for`` (Python 3.11) could swallow one
+        arriving as the close completed, and a subscriber that survived its own cancel held
+        a test's teardown for minutes."""
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(timeout):
+                await self._connection.disconnect()

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -13,6 +15,7 @@ from v3_core.backends.redis_broker import RedisBroker
 from v3_core.backends.redis_wire import RedisWire
 from v3_core.errors import BackendUnavailable
 
+from ...chaos.proxy import blackhole_proxy
 from ...helpers import free_port
 
 IDLE = 2.0
@@ -128,30 +131,51 @@ async def test_a_subscribe_while_redis_is_unreachable_is_refused_after_the_timeo
         await broker.aclose()
 
 
-async def test_a_late_subscribe_confirmation_refuses_the_caller_but_keeps_the_connection(
+async def test_a_late_subscribe_confirmation_on_a_live_connection_is_waited_for(
     redis_url, prefix, monkeypatch: pytest.MonkeyPatch
 ):
-    """A confirmation later than the timeout, on a connection the probes prove alive, is a
-    busy Redis or loop, not a lost connection: this caller gets BackendUnavailable (its
-    client a 1013), the others keep their connection (no resync for all)."""
-    broker = RedisBroker(redis_url, node_channel=f"{prefix}n:a", timeout=0.3, probe_interval=0.1)
+    """A confirmation later than the timeout, on a connection that answers a probe, is a
+    busy node or Redis, not a lost connection: the caller is admitted when it comes (it used
+    to be refused with 1013, and the connection recycled: a resync for every client)."""
+    broker = RedisBroker(redis_url, node_channel=f"{prefix}n:a", timeout=0.3, probe_interval=60)
     channel = f"{prefix}g:slow"
     send = RedisWire.send
 
     def delay_subscribe(self: RedisWire, *commands: tuple[str | bytes, ...]) -> None:
         if commands == (("SUBSCRIBE", channel),):
-            asyncio.get_running_loop().call_later(0.6, send, self, *commands)
+            asyncio.get_running_loop().call_later(0.9, send, self, *commands)
             return
         send(self, *commands)
 
     async with running(broker) as events:
         monkeypatch.setattr(RedisWire, "send", delay_subscribe)
-        with pytest.raises(BackendUnavailable, match="not confirmed"):
-            await broker.subscribe(channel)
-        await asyncio.sleep(0.8)  # the confirmation arrives, late; probes keep coming back
+        began = time.monotonic()
+        await broker.subscribe(channel)
+        assert time.monotonic() - began >= 0.9  # three timeouts: the probes kept it alive
         assert broker.reconnects == 0
         assert events.empty()
-        await broker.publish(channel, b"after")  # and the channel is live after all
+        await broker.publish(channel, b"after")
         async with asyncio.timeout(5):
             message = await events.get()
         assert message == BrokerMessage(channel, b"after")
+
+
+async def test_a_subscribe_on_a_connection_gone_silent_is_refused_within_the_probe_timeout(
+    redis_url, prefix
+):
+    """Probes 60 s apart, then the path to Redis goes silent (a partition): a subscribe
+    forces a probe, and is refused once that probe has had its timeout, not after 60 s."""
+    with blackhole_proxy(urlsplit(redis_url).port or 6379) as proxy:
+        broker = RedisBroker(proxy.url, node_channel=f"{prefix}n:a", timeout=0.3, probe_interval=60)
+        async with running(broker):
+            await asyncio.sleep(0.2)  # the first probe's echo: none is outstanding
+            proxy.blackhole(True)
+            began = time.monotonic()
+            try:
+                with pytest.raises(BackendUnavailable) as refused:
+                    await broker.subscribe(f"{prefix}g:x")
+            finally:
+                proxy.blackhole(False)
+            took = time.monotonic() - began
+            print(f"FIGURE subscribe on a silent connection: {refused.value} after {took:.2f} s")
+            assert took < 2.0  # the deadline (0.3 s), then the forced probe's timeout (0.3 s)
