@@ -1,4 +1,5 @@
-"""A TCP proxy between a node and Redis that can blackhole traffic (the half-open case).
+"""A TCP proxy between a node and Redis that can blackhole traffic (the half-open case), or
+pass Redis' replies on a little at a time (a node reading them late, a slow network).
 
 While blackholed it keeps every socket open, drops every byte both ways and delays every
 close, as a network partition does: neither side gets an error, only silence. It runs its
@@ -21,6 +22,7 @@ class BlackholeProxy:
         self.port = 0
         self.accepted = 0
         self._blackhole = False
+        self._trickle: tuple[int, float] | None = None  # (bytes, seconds): Redis' side only
         self._path_open = asyncio.Event()  # set unless blackholed; awaited in the proxy loop
         self._path_open.set()
         self._loop = asyncio.new_event_loop()
@@ -41,6 +43,10 @@ class BlackholeProxy:
         """Start or stop dropping traffic; existing sockets stay open either way."""
         self._blackhole = on
         self._loop.call_soon_threadsafe(self._path_open.clear if on else self._path_open.set)
+
+    def trickle(self, size: int, every: float) -> None:
+        """From now on, pass what Redis sends ``size`` bytes every ``every`` seconds."""
+        self._trickle = (size, every)
 
     def close(self) -> None:
         asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(5)
@@ -67,17 +73,27 @@ class BlackholeProxy:
             return
         self._writers.update((down_w, up_w))
         try:
-            await asyncio.gather(self._pump(down_r, up_w), self._pump(up_r, down_w))
+            await asyncio.gather(
+                self._pump(down_r, up_w), self._pump(up_r, down_w, from_redis=True)
+            )
         finally:
             for writer in (down_w, up_w):
                 self._writers.discard(writer)
                 writer.close()
 
-    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pump(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, from_redis: bool = False
+    ) -> None:
         with contextlib.suppress(OSError, asyncio.CancelledError):
             while data := await reader.read(CHUNK):
                 if self._blackhole:
                     continue  # lost on the wire
+                if from_redis and self._trickle is not None:
+                    size, every = self._trickle
+                    for at in range(0, len(data), size):
+                        await asyncio.sleep(every)
+                        writer.write(data[at : at + size])
+                    continue
                 writer.write(data)
                 await writer.drain()
         # A close (FIN) is a packet too: it gets through only once the path is back.

@@ -117,13 +117,18 @@ class RedisBroker:
         self, channel: str, since: Position
     ) -> tuple[StreamState, list[BrokerMessage]]:
         reads = self._reads
-        script = self._read_history if reads is None else partial(reads.run, self._read_sha)
-        return await read_history(script, channel, since, self.history, self._timeout)
+        if reads is None:
+            return await read_history(
+                self._read_history, channel, since, self.history, self._timeout
+            )
+        script = partial(reads.run, self._read_sha)
+        return await read_history(script, channel, since, self.history, None)
 
     async def position(self, channel: str) -> Position:
         reads = self._reads
-        hmget = self._hmget if reads is None else partial(reads.call, "HMGET")
-        return await read_position(hmget, channel, self._timeout)
+        if reads is None:
+            return await read_position(self._hmget, channel, self._timeout)
+        return await read_position(partial(reads.call, "HMGET"), channel, None)
 
     async def _hmget(self, key: str, *fields: str) -> Any:
         return await self._control.hmget(key, list(fields))

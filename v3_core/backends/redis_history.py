@@ -43,12 +43,19 @@ ScriptCall = Callable[[list[str], list[str | int]], Awaitable[Any]]
 
 
 async def read_history(
-    script: ScriptCall, channel: str, since: Position, policy: HistoryPolicy, timeout: float
+    script: ScriptCall,
+    channel: str,
+    since: Position,
+    policy: HistoryPolicy,
+    timeout: float | None,
 ) -> tuple[StreamState, list[BrokerMessage]]:
-    """lua/history_read.lua for one stream: its state and entries after ``since``."""
+    """lua/history_read.lua for one stream: its state and entries after ``since``.
+
+    ``timeout`` None: the call is bounded already (a pipelined wire's reads).
+    """
     after = since.offset if since.epoch else 0
     with backend_errors("Redis history read failed"):
-        epoch, last, entries = await asyncio.wait_for(
+        epoch, last, entries = await _within(
             script(list(history_keys(channel)), [after, policy.size]), timeout
         )
     epoch = _text(epoch)
@@ -61,13 +68,20 @@ async def read_history(
 
 
 async def read_position(
-    hmget: Callable[[str, str, str], Awaitable[Any]], channel: str, timeout: float
+    hmget: Callable[[str, str, str], Awaitable[Any]], channel: str, timeout: float | None
 ) -> Position:
-    """The stream's newest position; EMPTY when it has no history."""
+    """The stream's newest position; EMPTY when it has no history (``timeout``: as above)."""
     meta, _ = history_keys(channel)
     with backend_errors("Redis history read failed"):
-        epoch, last = await asyncio.wait_for(hmget(meta, "epoch", "last"), timeout)
+        epoch, last = await _within(hmget(meta, "epoch", "last"), timeout)
     return EMPTY if epoch is None else Position(_text(epoch), int(last or 0))
+
+
+async def _within(call: Awaitable[Any], timeout: float | None) -> Any:
+    if timeout is None:
+        return await call
+    async with asyncio.timeout(timeout):
+        return await call
 
 
 def _text(value: bytes | str) -> str:

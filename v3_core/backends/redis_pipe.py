@@ -24,9 +24,9 @@ class PipelinedWire(Generic[CallT]):
 
     Subclasses send a batch and settle its futures (``_send``) and open the wire (``_open``,
     called by ``_reconnect``); one that writes to several servers keeps its own wires and
-    overrides ``_disconnect``. A batch that raises, or takes longer than ``timeout``, is reset
-    (its replies may still arrive: only a new connection is in step) and each of its calls
-    still waiting raises ``_error(exc)``.
+    overrides ``_disconnect``. A batch that raises (a wire's reads give up when Redis is silent
+    for ``timeout``) is reset (its replies may still arrive: only a new connection is in step)
+    and each of its calls still waiting raises ``_error(exc)``.
     """
 
     def __init__(self, *, timeout: float, name: str) -> None:
@@ -47,8 +47,7 @@ class PipelinedWire(Generic[CallT]):
             self._wakeup.clear()
             batch, self._pending = self._pending, []
             try:
-                async with asyncio.timeout(self._timeout):
-                    await self._send(batch)
+                await self._send(batch)  # bounded by the wire's timeout on each read
             except Exception as exc:  # the writer must outlive any failure, or callers hang
                 await self._reset(exc)
                 fail_calls(batch, self._error(exc))

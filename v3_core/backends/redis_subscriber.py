@@ -175,15 +175,15 @@ class RedisSubscriber:
             wire = await RedisWire.open_first(
                 self._urls, timeout=self._timeout, name=f"{self._node_channel}:sub"
             )
-            try:
-                # The run_id of the server this connection reads from (in a cluster, another
-                # node after a failover: counted as a restart, the cautious reading).
-                run_id = await wire.run_id()
-                wire.send(("SUBSCRIBE", *channels))
-                early = await self._confirm(wire, len(channels))
-            except BaseException:
-                await self._disconnect(wire)
-                raise
+        try:
+            # The run_id of the server this connection reads from (in a cluster, another
+            # node after a failover: counted as a restart, the cautious reading).
+            run_id = await wire.run_id()
+            wire.send(("SUBSCRIBE", *channels))
+            early = await self._confirm(wire, len(channels))
+        except BaseException:
+            await self._disconnect(wire)
+            raise
         stale = self._state.connected(channels[1:])
         self._wire = wire
         self._connected.set()
@@ -195,11 +195,17 @@ class RedisSubscriber:
         return wire, early, run_id
 
     async def _confirm(self, wire: RedisWire, expected: int) -> list[BrokerMessage]:
-        """Wait for ``expected`` subscribe confirmations, keeping messages that come meanwhile."""
+        """Wait for ``expected`` subscribe confirmations, keeping messages that come meanwhile.
+
+        Given up when Redis is silent for the timeout, not when all take longer: a node busy
+        with a storm reads the confirmations of its 19,000 channels over many turns.
+        """
         early: list[BrokerMessage] = []
         node_channel = self._node_channel.encode()
         while expected:
-            for reply in await wire.replies():
+            async with asyncio.timeout(self._timeout):
+                replies = await wire.replies()
+            for reply in replies:
                 kind = _kind(reply)
                 if kind == b"subscribe":
                     expected -= 1

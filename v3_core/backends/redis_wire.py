@@ -33,14 +33,20 @@ class RedisWire:
 
     Error replies come back as ``redis.exceptions.ResponseError`` instances, in order with the
     others, so a caller that pipelined N commands can tell which one failed.
+
+    ``round_trip`` gives up when Redis sends nothing for ``timeout`` (redis-py's
+    ``socket_timeout``, per read), not when a whole batch takes longer: a node in a reconnect
+    storm reads the replies of a batch of thousands late, over several turns of its loop,
+    from a Redis that answered at once.
     """
 
-    __slots__ = ("_connection", "_parser", "_reader", "_writer")
+    __slots__ = ("_connection", "_parser", "_reader", "_timeout", "_writer")
 
-    def __init__(self, connection: AbstractConnection) -> None:
+    def __init__(self, connection: AbstractConnection, timeout: float) -> None:
         reader, writer = connection._reader, connection._writer  # redis-py's own streams
         if reader is None or writer is None:
             raise redis.exceptions.ConnectionError("the connection is not open")
+        self._timeout = timeout
         self._connection = connection
         self._reader, self._writer = reader, writer
         self._parser = hiredis.Reader(replyError=redis.exceptions.ResponseError)
@@ -65,7 +71,7 @@ class RedisWire:
         try:
             async with asyncio.timeout(timeout):
                 await connection.connect()
-            wire = cls(connection)
+            wire = cls(connection, timeout)
             if script is not None:
                 await wire.load_script(script)
         except BaseException:
@@ -91,8 +97,7 @@ class RedisWire:
 
         Call it before SUBSCRIBE: a subscribed connection takes no other command.
         """
-        self.send(("INFO", "server"))
-        (reply,) = await self.replies()
+        (reply,) = await self.round_trip(("INFO", "server"))
         if isinstance(reply, Exception):
             raise reply
         for line in bytes(reply).decode().splitlines():
@@ -103,8 +108,7 @@ class RedisWire:
 
     async def load_script(self, script: str) -> None:
         """``SCRIPT LOAD``, so EVALSHA calls on this connection find the script."""
-        self.send(("SCRIPT", "LOAD", script))
-        (reply,) = await self.replies()
+        (reply,) = await self.round_trip(("SCRIPT", "LOAD", script))
         if isinstance(reply, Exception):
             raise reply
 
@@ -127,7 +131,8 @@ class RedisWire:
         self.send(*commands)
         received: list[Any] = []
         while len(received) < len(commands):
-            received += await self.replies()
+            async with asyncio.timeout(self._timeout):
+                received += await self.replies()
         return received
 
     async def replies(self) -> list[Any]:
