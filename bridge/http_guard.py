@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 import time
 from typing import Any
 
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.utils import get_client_addr, get_path_with_query_string
+
+from v3_core.socket_peek import has_unread_bytes
 
 log = logging.getLogger("aether.http")
 
@@ -103,20 +104,6 @@ class HttpGuard:
 
     def release(self, protocol: GuardedH11Protocol) -> None:
         self.pending.pop(protocol, None)
-
-
-def has_unread_bytes(transport: asyncio.BaseTransport) -> bool:
-    """Whether bytes wait in the socket's receive buffer (a peek: nothing is read)."""
-    try:
-        peer = socket.socket(fileno=transport.get_extra_info("socket").fileno())
-    except (AttributeError, OSError):
-        return False
-    try:
-        return bool(peer.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT))
-    except OSError:  # nothing yet (EAGAIN), or a broken socket: nothing on its way
-        return False
-    finally:
-        peer.detach()  # the descriptor is the transport's: never closed here
 
 
 class GuardedH11Protocol(H11Protocol):

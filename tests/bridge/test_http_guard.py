@@ -10,7 +10,8 @@ from typing import Any, cast
 
 import pytest
 
-from bridge.http_guard import EVICTED, HttpGuard, has_unread_bytes
+from bridge.http_guard import EVICTED, HttpGuard
+from v3_core.socket_peek import has_unread_bytes
 
 
 class FakeTransport:

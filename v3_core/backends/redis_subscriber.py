@@ -203,9 +203,7 @@ class RedisSubscriber:
         early: list[BrokerMessage] = []
         node_channel = self._node_channel.encode()
         while expected:
-            async with asyncio.timeout(self._timeout):
-                replies = await wire.replies()
-            for reply in replies:
+            for reply in await wire.replies_within(self._timeout):
                 kind = _kind(reply)
                 if kind == b"subscribe":
                     expected -= 1
@@ -239,7 +237,9 @@ class RedisSubscriber:
                 async with asyncio.timeout(wait) as self._reading:
                     replies = await wire.replies()
             except TimeoutError:
-                continue
+                if not wire.unread():
+                    continue  # the probes' turn
+                replies = await wire.replies_within(self._timeout)  # the loop was too busy
             finally:
                 self._reading = None
             probes.heard(loop.time())

@@ -21,6 +21,8 @@ import redis.asyncio as aioredis
 import redis.exceptions
 from redis.asyncio.connection import AbstractConnection
 
+from v3_core.socket_peek import has_unread_bytes
+
 from .redis_client import REDIS_ERRORS
 
 _READ_SIZE = 1 << 16
@@ -131,9 +133,30 @@ class RedisWire:
         self.send(*commands)
         received: list[Any] = []
         while len(received) < len(commands):
-            async with asyncio.timeout(self._timeout):
-                received += await self.replies()
+            received += await self.replies_within(self._timeout)
         return received
+
+    async def replies_within(self, timeout: float) -> list[Any]:
+        """``replies()``, or TimeoutError if Redis sent nothing within ``timeout``.
+
+        A node busy for longer than that (a reconnect storm) may not have read a reply that
+        came in time: uvloop runs due timers before it polls the sockets. What waits unread
+        when the time is up is read, not taken for silence.
+        """
+        try:
+            async with asyncio.timeout(timeout):
+                return await self.replies()
+        except TimeoutError:
+            if not self.unread():
+                raise
+        async with asyncio.timeout(timeout):
+            return await self.replies()
+
+    def unread(self) -> bool:
+        """Whether bytes have arrived that no ``replies()`` has parsed yet."""
+        # asyncio.StreamReader has no public size; its buffer holds what the loop received.
+        received = getattr(self._reader, "_buffer", b"")
+        return bool(received) or has_unread_bytes(self._writer.transport)
 
     async def replies(self) -> list[Any]:
         """The replies already received, waiting for at least one.
