@@ -152,10 +152,7 @@ class ClusterBroker:
                 future.add_done_callback(consume_exception)
                 shard.pending.append((channel, future))
                 shard.wire.send(("SSUBSCRIBE", channel))
-                await asyncio.shield(future)
-                shard.channels.add(channel)
-                if channel not in self._wanted:  # left while it was being placed
-                    self._leave(shard, channel)
+                await asyncio.shield(future)  # _confirmed records the channel on the shard
                 return
             except _Moved:
                 await self._slots.refresh()
@@ -276,12 +273,22 @@ class ClusterBroker:
                     self._move([channel], RECONNECTED)
 
     def _confirmed(self, shard: _Shard, channel: str) -> None:
+        """Redis holds ``channel`` on this shard now, whether or not its subscribe still
+        waits: one that gave up (the timeout) and left would otherwise leave it subscribed
+        and untracked, its traffic read for nobody."""
         for item in shard.pending:
             if item[0] == channel:
                 shard.pending.remove(item)
                 if not item[1].done():
                     item[1].set_result(None)
-                return
+                break
+        else:
+            return
+        if channel == shard.probe_channel:
+            return
+        shard.channels.add(channel)
+        if channel not in self._wanted:  # left while it was being placed
+            self._leave(shard, channel)
 
     def _refused(self, shard: _Shard, error: Exception) -> None:
         """An error answers the oldest SSUBSCRIBE still waiting (MOVED: the map is stale)."""
