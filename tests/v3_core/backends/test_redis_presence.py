@@ -124,3 +124,15 @@ async def test_connects_and_closes_share_the_pipe_and_survive_a_script_flush(sto
     )
     assert sum(went_offline) == 10  # each client's last connection
     assert await store.members("gx") == []
+
+
+async def test_a_nodes_first_connect_loads_every_presence_script(store, client):
+    """The sweep's and the members' scripts go through redis-py, whose first EVALSHA on a
+    Redis that never saw them is answered NOSCRIPT (an error in Redis' stats, which the B4
+    storm test saw when a node's first sweep fell inside its window). The pipe loads them all
+    when it opens, at the node's first connect."""
+    await client.script_flush()
+    await store.add("g1", "c1", "conn1")
+    shas = list(store._sha.values())
+    assert len(shas) == 5
+    assert await client.script_exists(*shas) == [True] * 5
