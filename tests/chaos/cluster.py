@@ -13,7 +13,6 @@ from pathlib import Path
 
 import redis
 
-from ..helpers import free_port
 from ..support.redis_cluster import SLOTS
 from ..support.redis_server import RedisServer
 
@@ -67,21 +66,15 @@ def cluster_with_replicas(
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="aether-ha-")))
         nodes: list[ClusterNode] = []
         for n in range(masters * 2):
-            bus = free_port()
-            url = stack.enter_context(
+            server = stack.enter_context(
                 RedisServer(
-                    extra=(
-                        "--cluster-enabled",
-                        "yes",
-                        "--cluster-port",
-                        str(bus),
-                        "--cluster-node-timeout",
-                        str(NODE_TIMEOUT_MS),
-                    ),
+                    extra=("--cluster-node-timeout", str(NODE_TIMEOUT_MS)),
                     cwd=workdir / str(n),
                     binary=binary,
+                    cluster_bus=True,
                 )
-            ).url
+            )
+            url, bus = server.url, server.bus_port
             with redis.Redis.from_url(url) as client:
                 info = client.info("server")
                 node_id = client.execute_command("CLUSTER MYID").decode()

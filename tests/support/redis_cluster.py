@@ -14,7 +14,7 @@ from pathlib import Path
 
 import redis
 
-from .redis_server import RedisServer, free_port
+from .redis_server import RedisServer
 
 SLOTS = 16384
 
@@ -42,18 +42,19 @@ def redis_cluster(
 ) -> Iterator[RedisCluster]:
     """Masters with the slots split between them, once every node sees cluster_state:ok."""
     with contextlib.ExitStack() as stack:
-        buses = [free_port() for _ in range(masters)]
         nodes = [
             stack.enter_context(
                 RedisServer(
                     workdir / f"redis-{n}.log",
-                    extra=("--cluster-enabled", "yes", "--cluster-port", str(bus), *extra),
+                    extra=extra,
                     cwd=workdir / str(n),  # where the node keeps its nodes.conf
                     binary=binary,
+                    cluster_bus=True,
                 )
             )
-            for n, bus in enumerate(buses)
+            for n in range(masters)
         ]
+        buses = [node.bus_port for node in nodes]
         ranges = slot_ranges(masters)
         for node, slots in zip(nodes, ranges, strict=True):
             cluster_command(node.port, "ADDSLOTS", *slots)

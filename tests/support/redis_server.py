@@ -38,11 +38,19 @@ def redis_command(port: int, *args: str, timeout: float = 5.0) -> bytes:
         return sock.recv(65536)
 
 
+class _ExitedAtOnce(RuntimeError):
+    """redis-server exited before it answered (most often: its port was taken)."""
+
+
 class RedisServer:
     """One redis-server process on 127.0.0.1; never the developer's Redis on 6379.
 
     ``extra`` adds server options (cluster mode, ``--maxclients``); ``cwd`` is where a cluster
     node writes its ``nodes.conf``; ``logfile`` keeps the server's log (else it is dropped).
+    ``cluster_bus``: a cluster node, its bus on a port of its own (``bus_port``).
+
+    Ports it picks itself may be taken between the pick and the bind (another process's
+    outgoing connection): a first start that exits at once tries new ones (CI saw it once).
     """
 
     def __init__(
@@ -53,16 +61,26 @@ class RedisServer:
         extra: Sequence[str] = (),
         cwd: Path | None = None,
         binary: str = "redis-server",
+        cluster_bus: bool = False,
     ) -> None:
         self.logfile = logfile
-        self.port = port or free_port()
-        self.url = f"redis://127.0.0.1:{self.port}"
+        self._own_ports = port is None
+        self._options = (binary, tuple(extra), cluster_bus)
         self.proc: subprocess.Popen[bytes] | None = None
+        self._cwd = cwd
+        self._pick_ports(port)
+
+    def _pick_ports(self, port: int | None = None) -> None:
+        binary, extra, cluster_bus = self._options
+        self.port = port or free_port()
+        self.bus_port = free_port() if cluster_bus else 0
+        self.url = f"redis://127.0.0.1:{self.port}"
         self._argv = [binary, "--port", str(self.port), "--bind", "127.0.0.1"]
         self._argv += ["--save", "", "--appendonly", "no", *extra]
-        if logfile is not None:
-            self._argv += ["--logfile", str(logfile)]
-        self._cwd = cwd
+        if cluster_bus:
+            self._argv += ["--cluster-enabled", "yes", "--cluster-port", str(self.bus_port)]
+        if self.logfile is not None:
+            self._argv += ["--logfile", str(self.logfile)]
 
     @property
     def pid(self) -> int:
@@ -71,6 +89,17 @@ class RedisServer:
 
     def start(self, timeout: float = 10.0) -> None:
         """Start (or restart on the same port) and wait until it answers PING."""
+        first = self.proc is None
+        for attempt in range(3):
+            try:
+                self._start(timeout)
+                return
+            except _ExitedAtOnce:
+                if not (first and self._own_ports) or attempt == 2:
+                    raise
+                self._pick_ports()
+
+    def _start(self, timeout: float) -> None:
         if self._cwd is not None:
             self._cwd.mkdir(parents=True, exist_ok=True)
         # Its own session: a Ctrl-C meant for the run reaches the run, which then stops this.
@@ -85,7 +114,7 @@ class RedisServer:
         deadline = time.monotonic() + timeout
         while not self._answers():
             if self.proc.poll() is not None:
-                raise RuntimeError(f"redis-server exited with {self.proc.returncode}")
+                raise _ExitedAtOnce(f"redis-server exited with {self.proc.returncode}")
             if time.monotonic() > deadline:
                 self.stop()
                 raise TimeoutError(f"redis-server on port {self.port} silent after {timeout} s")

@@ -26,6 +26,7 @@ log = logging.getLogger("aether.broker")
 
 WAKE = b"wake"  # on the node's own channel: makes the reader look at its recycle reason now
 _SLACK = 0.001  # past a probe deadline when the reader wakes for it, never just before
+_LATE_LIMIT = 10  # timeouts a subscribe waits for a late confirmation, at most
 
 
 class RedisSubscriber:
@@ -107,10 +108,14 @@ class RedisSubscriber:
             # the timeout), rather than refuse clients a live connection would have served.
             self._probe_now(wire)
             try:
-                await asyncio.shield(future)
+                # A backstop, if the reader does not run at all (its consumer stuck).
+                async with asyncio.timeout(_LATE_LIMIT * self._timeout):
+                    await asyncio.shield(future)
                 return
             except Dropped:
                 continue  # past the deadline: refused unless the subscriber is back already
+            except TimeoutError:
+                raise BackendUnavailable("Redis subscribe not confirmed") from None
 
     async def unsubscribe(self, channel: str) -> None:
         self._state.channels.discard(channel)
