@@ -14,7 +14,7 @@ from v3_core.streams import HistoryPolicy, Position, StreamState
 
 from .base import BrokerEvent, BrokerMessage
 from .redis_client import backend_errors, is_cluster, parse_cluster_url, redis_client
-from .redis_history import history_script, read_history, read_position
+from .redis_history import ScriptCall, history_script, read_history, read_position
 from .redis_publisher import RedisPublisher
 from .redis_script_pipe import PipelinedScripts, script_sha
 from .redis_subscriber import RedisSubscriber
@@ -117,12 +117,12 @@ class RedisBroker:
         self, channel: str, since: Position
     ) -> tuple[StreamState, list[BrokerMessage]]:
         reads = self._reads
-        if reads is None:
-            return await read_history(
-                self._read_history, channel, since, self.history, self._timeout
-            )
-        script = partial(reads.run, self._read_sha)
-        return await read_history(script, channel, since, self.history, None)
+        script: ScriptCall
+        if reads is None:  # redis-py: held to the timeout here; a wire's reads are already
+            script, timeout = self._read_history, self._timeout
+        else:
+            script, timeout = partial(reads.run, self._read_sha), None
+        return await read_history(script, channel, since, self.history, timeout)
 
     async def position(self, channel: str) -> Position:
         reads = self._reads

@@ -229,7 +229,9 @@ class ClusterBroker:
                     async with asyncio.timeout(wait):
                         replies = await shard.wire.replies()
                 except TimeoutError:
-                    continue
+                    if not shard.wire.unread():
+                        continue  # the probes' turn
+                    replies = await shard.wire.replies_within(self._timeout)  # a busy loop
                 probes.heard(loop.time())
                 self._dispatch(shard, replies, probes, loop.time())
         except asyncio.CancelledError:
