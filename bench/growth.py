@@ -43,6 +43,7 @@ from bench.growth_plan import (
 )
 from bench.growth_report import chart, medians, render
 from bench.measured import SessionResult, StepResult
+from bench.profile import py_spy_hook
 from bench.session import Env, run_session
 from bench.systems import SRC_ENV, SYSTEMS
 
@@ -79,6 +80,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--logdir", type=Path, help="keep the servers' and Redis' logs here")
     parser.add_argument("--project-src", type=Path, help="run the project from this tree")
     parser.add_argument(
+        "--profile",
+        choices=("idle", "rate"),
+        help="py-spy node 0 of every cell during this step (the report adds its table)",
+    )
+    parser.add_argument(
         "--from-json",
         type=Path,
         nargs="+",
@@ -96,13 +102,18 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def run(
-    cells: Sequence[tuple[Cell, str | None]], timing: Timing, repeat: int, logdir: Path
+    cells: Sequence[tuple[Cell, str | None]],
+    timing: Timing,
+    repeat: int,
+    logdir: Path,
+    profile_step: str | None = None,
 ) -> dict[Cell, list[SessionResult]]:
     """Every runnable cell, ``repeat`` times round, on one Redis."""
     results: dict[Cell, list[SessionResult]] = defaultdict(list)
     runnable = [cell for cell, reason in cells if reason is None]
     with procs.redis_server(logdir) as redis:
-        env = Env(redis, logdir)
+        profiler = py_spy_hook if profile_step else None
+        env = Env(redis, logdir, profile_step=profile_step, profiler=profiler)
         for attempt in range(repeat):
             for cell in runnable:
                 print(f"[growth] {cell.key} #{attempt + 1}", file=sys.stderr)
@@ -168,7 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="aether-growth-") as tmp:
         logdir = args.logdir or Path(tmp)
         logdir.mkdir(parents=True, exist_ok=True)
-        results = run(cells, timing, args.repeat, logdir)
+        results = run(cells, timing, args.repeat, logdir, args.profile)
     return report(args, cells, results, timing, argv)
 
 

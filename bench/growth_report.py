@@ -182,4 +182,9 @@ def render(
     ]
     if problems:
         lines += ["", "Errors and notes:", "", *problems]
+    for cell, runs in sorted(results.items()):
+        for number, result in enumerate(runs, 1):
+            if result.profile:
+                title = f"Profile of node 0: {cell.series}, groups of {cell.group_size:,}"
+                lines += ["", f"{title}, run {number}", "", result.profile]
     return "\n".join(lines) + "\n"

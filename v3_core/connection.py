@@ -144,6 +144,31 @@ class QueueLimits:
     send_timeout: float = 1.0
 
 
+class SendsInProgress:
+    """The node's connections with a send under way, and the loop time each began.
+
+    Direct writes are the rule, so only a client whose socket is full has one: the writer
+    watchdog reads these few, not every connection of the node on each pass.
+    """
+
+    __slots__ = ("started",)
+
+    def __init__(self) -> None:
+        self.started: dict[Connection, float] = {}
+
+    def overdue(self, now: float, timeout: float) -> tuple[list[Connection], float]:
+        """The connections whose send began ``timeout`` ago or more, and when the next is due
+        (``now + timeout`` when none is under way)."""
+        late: list[Connection] = []
+        next_due = now + timeout
+        for conn, started in self.started.items():
+            if started + timeout <= now:
+                late.append(conn)
+            else:
+                next_due = min(next_due, started + timeout)
+        return late, next_due
+
+
 class Connection:
     """A client connection as the manager sees it. Created by ConnectionManager.connect()."""
 
@@ -156,7 +181,7 @@ class Connection:
         "_open",
         "_queue",
         "_queued_bytes",
-        "_send_started",
+        "_sends",
         "_writer",
         "client_id",
         "conn_id",
@@ -186,6 +211,7 @@ class Connection:
         tags: Tags = NO_TAGS,
         on_slow: Callable[[Connection], None] | None = None,
         recover: dict[str, Position] | None = None,
+        sends: SendsInProgress | None = None,
     ) -> None:
         self.conn_id = conn_id
         self.group_id = group_id
@@ -209,7 +235,7 @@ class Connection:
         self._open = False
         self._writer: asyncio.Task[None] | None = None
         self._closing = False
-        self._send_started: float | None = None
+        self._sends = sends if sends is not None else SendsInProgress()
         self._on_slow = on_slow
 
     def __repr__(self) -> str:
@@ -292,9 +318,11 @@ class Connection:
                 await asyncio.wait({self._writer})
             if self.sender.write_now(message):
                 continue
-            self._send_started = loop.time()
-            await self.sender.send_text(message.text)
-            self._send_started = None
+            self._sends.started[self] = loop.time()
+            try:
+                await self.sender.send_text(message.text)
+            finally:
+                self._sends.started.pop(self, None)
         held, gate.held = gate.held, None
         gate.replayed = replayed
         for message in held:
@@ -317,7 +345,7 @@ class Connection:
 
     def send_stuck_since(self) -> float | None:
         """Loop time at which the send in progress started, or None when idle."""
-        return self._send_started
+        return self._sends.started.get(self)
 
     def _spawn_writer(self) -> None:
         self._writer = asyncio.create_task(self._drain(), name=f"writer-{self.conn_id}")
@@ -329,12 +357,13 @@ class Connection:
             while queue and not self._closing:
                 text = queue.popleft().text
                 self._queued_bytes -= len(text)
-                self._send_started = loop.time()
+                self._sends.started[self] = loop.time()
                 await send(text)
-                self._send_started = None
+                self._sends.started.pop(self, None)
         except Exception as exc:  # the socket went away: the receive loop will see it too
             log.debug("writer for %r stopped: %r", self, exc)
         finally:
+            self._sends.started.pop(self, None)  # cancelled (a slow consumer), or failed
             self._writer = None
             if not queue:
                 self._queue = None

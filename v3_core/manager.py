@@ -17,7 +17,7 @@ from collections.abc import Callable
 from types import TracebackType
 
 from .backends.base import Backends
-from .connection import Connection, Dialect, QueueLimits, Sender, V3Dialect
+from .connection import Connection, Dialect, QueueLimits, Sender, SendsInProgress, V3Dialect
 from .drain import close_all
 from .errors import BackendUnavailable, CloseCode, ConnectionRejected, MessageRejected
 from .fan_out import FanOut
@@ -77,6 +77,7 @@ class ConnectionManager:
         self._rate_limit = rate_limit
         self._clock = clock  # monotonic seconds, read once per inbound frame
         self._registry: LocalRegistry[Connection] = LocalRegistry()
+        self._sends = SendsInProgress()  # what the writer watchdog looks at
         self.history = backends.broker.history
         self._keeper = PresenceKeeper(
             backends.presence,
@@ -129,7 +130,7 @@ class ConnectionManager:
             asyncio.create_task(self._fan_out.run(), name="fan-out"),
             asyncio.create_task(self._keeper.run(), name="presence"),
             asyncio.create_task(
-                watch_writers(self._registry, self._limits.send_timeout), name="writer-watchdog"
+                watch_writers(self._sends, self._limits.send_timeout), name="writer-watchdog"
             ),
         ]
         return self
@@ -215,6 +216,7 @@ class ConnectionManager:
             tags=tags,
             on_slow=self._count_slow,
             recover=self.channels.by_channel(group_id, client_id, recover) if recover else None,
+            sends=self._sends,
         )
         return Session(self, conn)
 

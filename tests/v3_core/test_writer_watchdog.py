@@ -8,7 +8,7 @@ import contextlib
 import pytest
 
 from v3_core import ConnectionManager
-from v3_core.connection import Connection, QueueLimits
+from v3_core.connection import Connection, QueueLimits, SendsInProgress
 
 from ..helpers import embedded_manager, wait_until
 from ..support.senders import RecordingSender
@@ -78,16 +78,46 @@ async def test_with_no_send_in_progress_the_watchdog_sleeps_a_whole_timeout(
     monkeypatch: pytest.MonkeyPatch,
 ):
     passes = 0
-    stuck_since = Connection.send_stuck_since
+    overdue = SendsInProgress.overdue
 
-    def counting(self: Connection) -> float | None:
+    def counting(self: SendsInProgress, now: float, timeout: float) -> tuple[list, float]:
         nonlocal passes
         passes += 1
-        return stuck_since(self)
+        return overdue(self, now, timeout)
 
-    monkeypatch.setattr(Connection, "send_stuck_since", counting)
+    monkeypatch.setattr(SendsInProgress, "overdue", counting)
     limits = QueueLimits(send_timeout=2.0)
     async with manager(limits) as nodes, nodes.connect("g", "alice", RecordingSender()):
         await asyncio.sleep(3.0)
     # one pass at start and one 2 s later; the old half-second cadence made five
     assert 1 <= passes <= 3
+
+
+async def test_a_pass_reads_only_the_sends_under_way_and_forgets_each_when_it_ends(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    """At 19,000 connections a pass walked them all; it reads the few whose socket is full."""
+    seen: list[int] = []
+    overdue = SendsInProgress.overdue
+
+    def recording(self: SendsInProgress, now: float, timeout: float) -> tuple[list, float]:
+        seen.append(len(self.started))
+        return overdue(self, now, timeout)
+
+    monkeypatch.setattr(SendsInProgress, "overdue", recording)
+    senders = [RecordingSender() for _ in range(50)]
+    async with manager() as nodes, contextlib.AsyncExitStack() as stack:
+        conns = [
+            await stack.enter_async_context(nodes.connect("g", f"c{i}", sender))
+            for i, sender in enumerate(senders)
+        ]
+        for conn in conns:
+            conn.start_writer()
+        block(senders[7], conns[7])
+        block(senders[8], conns[8])
+        senders[8].release.set()  # this one reads in time
+        await wait_aborted(senders[7], within=5)
+        # the cancelled writer forgets its send too: nothing is kept alive by the watch
+        await wait_until(lambda: all(conn.send_stuck_since() is None for conn in conns), 1)
+    assert seen and max(seen) <= 2
+    assert [s.closed for s in senders].count((4008, "slow consumer")) == 1
