@@ -13,8 +13,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
-from types import TracebackType
+from collections.abc import Callable, Mapping
+from types import MappingProxyType, TracebackType
 
 from .backends.base import Backends
 from .connection import Connection, Dialect, QueueLimits, Sender, SendsInProgress, V3Dialect
@@ -78,6 +78,7 @@ class ConnectionManager:
         self._clock = clock  # monotonic seconds, read once per inbound frame
         self._registry: LocalRegistry[Connection] = LocalRegistry()
         self._sends = SendsInProgress()  # what the writer watchdog looks at
+        self._group_sizes: tuple[int, dict[str, int]] = (-1, {})  # registry.changes, sizes
         self.history = backends.broker.history
         self._keeper = PresenceKeeper(
             backends.presence,
@@ -175,14 +176,19 @@ class ConnectionManager:
     def __len__(self) -> int:
         return len(self._registry)
 
-    def group_sizes(self) -> dict[str, int]:
-        """Local connections per group: O(channels), for the ops page, not per message."""
-        prefix, registry = self.channels.group(""), self._registry
-        return {
-            channel[len(prefix) :]: len(registry.members(channel))
-            for channel in registry.channels
-            if channel.startswith(prefix)
-        }
+    def group_sizes(self) -> Mapping[str, int]:
+        """Local connections per group, for the ops page (each node heartbeat): O(channels),
+        so counted again only after a connect or a close, not every beat of a quiet node."""
+        registry, prefix = self._registry, self.channels.group("")
+        counted_at, sizes = self._group_sizes
+        if counted_at != registry.changes:
+            sizes = {
+                channel[len(prefix) :]: len(registry.members(channel))
+                for channel in registry.channels
+                if channel.startswith(prefix)
+            }
+            self._group_sizes = (registry.changes, sizes)
+        return MappingProxyType(sizes)
 
     # -- connections ---------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ class LocalRegistry(Generic[C]):
     def __init__(self) -> None:
         self._members: dict[str, set[C]] = {}
         self._channels: dict[C, tuple[str, ...]] = {}
+        self.changes = 0  # bumped by every add and remove: what was derived from it is stale
 
     def add(self, conn: C, channels: Iterable[str]) -> list[str]:
         """Register ``conn`` on ``channels``; return those that had no local member before."""
@@ -26,6 +27,7 @@ class LocalRegistry(Generic[C]):
             raise ValueError("connection already registered")
         names = tuple(dict.fromkeys(channels))
         self._channels[conn] = names
+        self.changes += 1
         first: list[str] = []
         for channel in names:
             members = self._members.get(channel)
@@ -39,6 +41,7 @@ class LocalRegistry(Generic[C]):
     def remove(self, conn: C) -> list[str]:
         """Forget ``conn``; return the channels it was the last local member of."""
         last: list[str] = []
+        self.changes += 1
         for channel in self._channels.pop(conn, ()):
             members = self._members[channel]
             members.discard(conn)

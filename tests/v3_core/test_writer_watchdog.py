@@ -80,7 +80,9 @@ async def test_with_no_send_in_progress_the_watchdog_sleeps_a_whole_timeout(
     passes = 0
     overdue = SendsInProgress.overdue
 
-    def counting(self: SendsInProgress, now: float, timeout: float) -> tuple[list, float]:
+    def counting(
+        self: SendsInProgress, now: float, timeout: float
+    ) -> tuple[list[Connection], float]:
         nonlocal passes
         passes += 1
         return overdue(self, now, timeout)
@@ -100,7 +102,9 @@ async def test_a_pass_reads_only_the_sends_under_way_and_forgets_each_when_it_en
     seen: list[int] = []
     overdue = SendsInProgress.overdue
 
-    def recording(self: SendsInProgress, now: float, timeout: float) -> tuple[list, float]:
+    def recording(
+        self: SendsInProgress, now: float, timeout: float
+    ) -> tuple[list[Connection], float]:
         seen.append(len(self.started))
         return overdue(self, now, timeout)
 
