@@ -23,6 +23,7 @@ from multiprocessing.connection import Connection
 from bench import procs
 
 SINKS = 2  # as the growth cells' load generators
+SETTLE_S = 1.0  # after connecting and after closing: the sinks catch up before a measure
 
 
 class _Discard(asyncio.Protocol):
@@ -105,12 +106,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         for count in conns:
             socks = _connect(ports, count)
-            time.sleep(1.0)
+            time.sleep(SETTLE_S)
             row = [measure(socks, g, args.rate, args.seconds, args.size) for g in group_sizes]
             print(f"| {count:,} | {' | '.join(f'{us:.1f} µs' for us in row)} |", flush=True)
             for sock in socks:
                 sock.close()
-            time.sleep(1.0)
+            time.sleep(SETTLE_S)
     finally:
         for sink in sinks:
             sink.kill()

@@ -216,3 +216,20 @@ def test_cells_written_as_json_read_back_the_same(tmp_path):
     assert loaded_cells == sorted(cells)
     for cell, runs in results.items():
         assert cell_figures(loaded[cell][0]) == pytest.approx(cell_figures(runs[0]), nan_ok=True)
+
+
+def test_a_profiled_cell_adds_its_profile_to_the_report():
+    cell = Cell(100, 1, 1000)
+    profiled = _session(cell, 0.0, 0.2)
+    profiled.profile = "phase `rate`, 12 samples\n\n| self % | function |"
+    report = render(
+        [(cell, None)],
+        {cell: [_session(cell, 0.0, 0.2), profiled]},
+        Timing.of(quick=False, rate=None),
+        "python -m bench.growth --profile rate",
+    )
+    assert "Profile of node 0: 1 node × 1,000, groups of 100, run 2" in report
+    assert "phase `rate`, 12 samples" in report
+    assert "run 1" not in report  # the unprofiled run adds nothing
+    assert parse_args(["--profile", "rate"]).profile == "rate"
+    assert parse_args([]).profile is None
