@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from translators import IdStore, V2Dialect, open_id_mapper
 from v3_core import Channels, ConnectionManager, QueueLimits
 from v3_core.backends import MemoryHub, open_backends
+from v3_core.logthrottle import ThrottleRepeats
 from v3_core.manager import ConnectionLimits
 from v3_core.ratelimit import RateLimit
 from v3_core.streams import HistoryPolicy
@@ -214,8 +215,17 @@ def app_from_env() -> sockets.SocketRouter:
     return create_app(settings, metrics_dir=os.environ.get(worker_metrics.METRICS_DIR_ENV))
 
 
+# What uvicorn logs, once per request, for requests anyone can send: a flood of them was a
+# WARNING line each (the log and its disk grew with the attack).
+UVICORN_CLIENT_LINES = ("Invalid HTTP request received.", "Unsupported upgrade request.")
+
+
 def configure_logging(settings: Settings) -> None:
-    """The ``aether.*`` loggers in uvicorn's style, in the parent and in every worker."""
+    """The ``aether.*`` loggers in uvicorn's style, in the parent and in every worker;
+    uvicorn's lines about bad requests at most once per 10 s each."""
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(levelname)s:     %(name)s %(message)s"
     )
+    uvicorn_log = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, ThrottleRepeats) for f in uvicorn_log.filters):
+        uvicorn_log.addFilter(ThrottleRepeats(UVICORN_CLIENT_LINES))

@@ -53,3 +53,42 @@ class ThrottledLog:
                 args = (*args, suppressed)
         self._logger.log(level, msg, *args)
         return True
+
+
+class ThrottleRepeats(logging.Filter):
+    """A logger filter for lines a client can trigger at will in code we do not own
+    (uvicorn's ``Invalid HTTP request received.``): each of ``messages`` passes at once, then
+    once per ``interval``, with how many were dropped since; any other line passes."""
+
+    def __init__(
+        self,
+        messages: tuple[str, ...],
+        interval: float = LOG_EVERY,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__()
+        self._messages = frozenset(messages)
+        self._interval = interval
+        self._clock = clock
+        self._state: dict[str, list[float]] = {}  # message -> [passed at, dropped since]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not isinstance(record.msg, str) or record.msg not in self._messages:
+            return True
+        now = self._clock()
+        state = self._state.get(record.msg)
+        if state is None:
+            self._state[record.msg] = [now, 0]
+            return True
+        if now - state[0] < self._interval:
+            state[1] += 1
+            return False
+        dropped = int(state[1])
+        state[0], state[1] = now, 0
+        if dropped:
+            record.msg = (
+                f"{record.getMessage()} ({dropped} more like it suppressed since the last line)"
+            )
+            record.args = ()
+        return True

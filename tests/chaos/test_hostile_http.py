@@ -241,3 +241,17 @@ async def test_a_storm_of_clients_slow_to_send_their_request_is_served(
     statuses = [answer.status if ok else None for ok, answer in zip(sent, answers, strict=True)]
     print(f"FIGURE 100 slow requests past a pending cap of {cap}: {statuses.count(200)} got 200")
     assert statuses == [200] * 100
+
+
+async def test_a_flood_of_invalid_requests_is_answered_400_and_logged_once(
+    start_node: Callable[..., NodeProcess],
+) -> None:
+    """uvicorn logs a WARNING per invalid request; 40 of them make one line, not 40."""
+    node = start_node()
+    for _ in range(40):
+        async with raw_connection(node.port) as conn:
+            await conn.send(b"NOT HTTP AT ALL\r\n\r\n")
+            answer = await conn.until_closed(5.0)
+            assert answer.status == 400, answer.data
+    lines = node.log.read_text().splitlines()
+    assert sum("Invalid HTTP request received." in line for line in lines) == 1

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from v3_core.logthrottle import ThrottledLog
+from v3_core.logthrottle import ThrottledLog, ThrottleRepeats
 
 from ..support.clock import FakeClock
 
@@ -51,3 +51,20 @@ def test_a_disabled_level_costs_nothing_and_counts_nothing(throttled, clock, cap
     caplog.set_level(logging.INFO, "aether.test.throttle")
     assert throttled.log("utf8", logging.INFO, "now")
     assert messages(caplog) == ["now"]
+
+
+def test_a_filter_passes_each_listed_line_once_per_interval_and_others_always(clock, caplog):
+    log = logging.getLogger("aether.test.filtered")
+    log.addFilter(ThrottleRepeats(("Invalid HTTP request received.",), 10.0, clock=clock))
+    caplog.set_level(logging.INFO, "aether.test.filtered")
+    for _ in range(30):
+        log.warning("Invalid HTTP request received.")
+        log.warning("something else %s", "entirely")
+    clock.now += 10.0
+    log.warning("Invalid HTTP request received.")
+    lines = [r.getMessage() for r in caplog.records if r.name == "aether.test.filtered"]
+    assert lines.count("something else entirely") == 30
+    assert [line for line in lines if line.startswith("Invalid")] == [
+        "Invalid HTTP request received.",
+        "Invalid HTTP request received. (29 more like it suppressed since the last line)",
+    ]
