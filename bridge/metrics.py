@@ -17,6 +17,7 @@ from v3_core import ConnectionManager
 from v3_core.latency import Histogram
 
 from .dead_letters import DeadLetters
+from .uvicorn_ws import PING_CLOSES
 from .v2.control import V2Control
 from .v2.policy import GLOBAL, MODES
 from .version import VERSION
@@ -59,6 +60,15 @@ class ManagerCollector(Collector):
         refused.add_metric(["client-limit"], stats.client_limit_refusals)
         refused.add_metric(["node-limit"], stats.node_limit_refusals)
         yield refused
+        pings = CounterMetricFamily(
+            "aether_ping_closes",
+            "connections closed for their WebSocket pings (too-many-pings: 4529 over "
+            "AETHER_MAX_PINGS_PER_SECOND; not-reading: 4008, pinging with a full socket)",
+            labels=["reason"],
+        )
+        for reason, n in PING_CLOSES.by_reason.items():
+            pings.add_metric([reason], n)
+        yield pings
         yield from self._recovery()
         yield from self._latency_and_errors()
         yield GaugeMetricFamily(

@@ -42,6 +42,19 @@ PING_BURST_SECONDS = 5.0  # a client may send this many seconds' worth of pings 
 log = ThrottledLog(logging.getLogger("aether.sockets"))
 
 
+class PingCloses:
+    """Clients this process closed for their pings, by reason, for /metrics. Per process, not
+    per app: uvicorn makes the protocols, and they never see the app's manager."""
+
+    __slots__ = ("by_reason",)
+
+    def __init__(self) -> None:
+        self.by_reason = {"too-many-pings": 0, "not-reading": 0}
+
+
+PING_CLOSES = PingCloses()
+
+
 class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
     _held_pong: bytes | None = None  # the latest pong, while writing is paused
     _paused_at: float | None = None  # loop time writing was paused at, None while writable
@@ -120,6 +133,7 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
             return
         if self.pings_per_second and not self._ping_allowed():
             why = f"it sends over {self.pings_per_second:g} pings/s"
+            PING_CLOSES.by_reason["too-many-pings"] += 1
             self._cut(CloseCode.RATE_LIMITED, "too many pings", "ping-rate", why)
             return
         if paused_at is None:
@@ -128,6 +142,7 @@ class LeanWebSocketProtocol(WebSocketsSansIOProtocol):
         self._held_pong = output  # replaces the one held: only the latest ping is answered
         if self.loop.time() - paused_at > PONG_STUCK_AFTER:
             why = "it keeps pinging and does not read"
+            PING_CLOSES.by_reason["not-reading"] += 1
             self._cut(CloseCode.SLOW_CONSUMER, "slow consumer", "ping-flood", why)
 
     def _ping_allowed(self) -> bool:

@@ -8,8 +8,10 @@ import time
 
 from ..chaos.rawws import OP_CLOSE, OP_PING, OP_PONG, RawWebSocket
 from ..conftest import embedded_backends, serve_app
+from ..helpers import metrics
 
 HEARTBEAT = '{"msg_type":"heartbeat","target":"echo"}'
+TOO_MANY_PINGS = 'aether_ping_closes_total{reason="too-many-pings"}'
 
 
 async def count_pings(ws: RawWebSocket, until: float, *, beat_every: float | None) -> list[int]:
@@ -104,6 +106,8 @@ async def test_pings_within_the_limit_pass_and_a_flood_is_closed_with_4529(make_
     holds is closed (AETHER_MAX_PINGS_PER_SECOND=2 here; 10 by default)."""
     settings = make_settings(max_pings_per_second=2)
     async with serve_app(settings, **embedded_backends()) as node:
+        base = f"http://127.0.0.1:{node.port}"
+        before = (await metrics(base))[TOO_MANY_PINGS]  # per process: earlier tests count too
         steady = await RawWebSocket.connect(node.port, "/v3/ws/group/g1/client/steady")
         burst = await RawWebSocket.connect(node.port, "/v3/ws/group/g1/client/burst")
         try:
@@ -115,5 +119,7 @@ async def test_pings_within_the_limit_pass_and_a_flood_is_closed_with_4529(make_
         finally:
             steady.close()
             burst.close()
+        after = await metrics(base)
     assert (steady_close, steady_later) == (0, 0)
     assert burst_close == 4529
+    assert after[TOO_MANY_PINGS] - before == 1

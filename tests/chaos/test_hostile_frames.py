@@ -20,7 +20,7 @@ import websockets
 from websockets.asyncio.client import ClientConnection
 
 from ..conftest import NodeProcess
-from ..helpers import eventually, presence
+from ..helpers import eventually, metrics, presence
 from .conftest import LaunchNode
 from .rawws import OP_PING, RawWebSocket
 from .traffic import Member, percentile, rss_kib
@@ -138,6 +138,8 @@ async def test_a_ping_flood_is_cut_at_once_and_nobody_else_feels_it(redis_url, l
     assert "with 4529: it sends over 10 pings/s" in node.log.read_text()
     assert outcome.rss_growth_mib <= 40
     assert outcome.p99 <= 0.5
+    counted = await metrics(node.http)
+    assert counted['aether_ping_closes_total{reason="too-many-pings"}'] == 1
 
 
 async def test_a_ping_flood_without_the_ping_limit_is_cut_as_a_slow_consumer(
@@ -152,6 +154,8 @@ async def test_a_ping_flood_without_the_ping_limit_is_cut_as_a_slow_consumer(
     assert outcome.cut_after is not None, "the flooder was never closed"
     assert "with 4008: it keeps pinging and does not read" in node.log.read_text()
     assert outcome.rss_growth_mib <= 40, "pongs piled up in the node"
+    counted = await metrics(node.http)
+    assert counted['aether_ping_closes_total{reason="not-reading"}'] == 1
 
 
 async def test_a_keepalive_close_the_client_never_reads_is_aborted(redis_url, launch: LaunchNode):
