@@ -13,7 +13,6 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
-from redis.exceptions import NoScriptError
 
 from .redis_client import backend_errors, is_cluster, redis_client
 from .redis_script_pipe import PipelinedScripts, script_sha
@@ -38,18 +37,19 @@ class RedisPresenceStore:
         self._redis: aioredis.Redis = redis_client(url, timeout=timeout, pool_size=POOL_SIZE)
         # redis-py refuses scripts in a cluster pipeline: there, the calls of a batch run one
         # by one instead, each routed to its group's node.
-        self._pipelined = not is_cluster(url)
+        pipelined = not is_cluster(url)
         scripts = {name: _script(name) for name in ("add", "touch", "remove", "members", "expire")}
         self._add = self._redis.register_script(scripts["add"])
         self._touch = self._redis.register_script(scripts["touch"])
         self._remove = self._redis.register_script(scripts["remove"])
         self._members = self._redis.register_script(scripts["members"])
         self._expire = self._redis.register_script(scripts["expire"])
-        # A connect's add, a close's remove and a heartbeat's touch, one connection at a
-        # time, skip redis-py (redis_script_pipe). Not on a cluster: one wire is one server.
-        # The pipe loads every script when it opens (a node's first connect), so the sweep's
-        # and the members' first EVALSHA through redis-py finds its script: no NOSCRIPT error
-        # in Redis' error stats (ops alert on those) each time a node starts.
+        # Every script call but the member list skips redis-py (redis_script_pipe): a
+        # connect's add, a close's remove, a heartbeat's touch, and the refresh's and the
+        # sweep's batches. Not on a cluster: one wire is one server. The pipe loads every
+        # script when it opens (a node's first connect), so the member list's first EVALSHA
+        # through redis-py finds its script: no NOSCRIPT error in Redis' error stats (ops
+        # alert on those) each time a node starts.
         self._pipe = (
             PipelinedScripts(
                 url,
@@ -57,7 +57,7 @@ class RedisPresenceStore:
                 timeout=timeout,
                 name="aether-presence",
             )
-            if self._pipelined
+            if pipelined
             else None
         )
         self._sha = {name: script_sha(script) for name, script in scripts.items()}
@@ -111,26 +111,16 @@ class RedisPresenceStore:
     async def _run_scripts(self, script: AsyncScript, calls: list[_ScriptCall]) -> list[Any]:
         """One round trip for the batch on one server; one call after another on a cluster.
 
-        A lone call (a heartbeat's touch) is a plain EVALSHA. A batch is pipelined EVALSHAs
-        without redis-py's script bookkeeping, which costs a SCRIPT EXISTS round trip before
-        every pipeline; a Redis that forgot the script (restarted) gets it loaded, then the
-        batch again (every presence script may run twice). Not concurrently on a cluster:
-        sixty calls at once through redis-py's cluster client failed once in CI with a
-        connection torn down in the middle of its own handshake.
+        On one server the batch goes over the pipe, without redis-py's script bookkeeping (a
+        SCRIPT EXISTS round trip before every pipeline) or its command objects: a refresh of
+        19,000 connections costs the node 42-47 ms of CPU that way against 68-80 ms as a
+        redis-py pipeline (``python -m bench.presence_refresh``). Not concurrently on a
+        cluster: sixty calls at once through redis-py's cluster client failed once in CI with
+        a connection torn down in the middle of its own handshake.
         """
-        if len(calls) == 1 or not self._pipelined:
-            return [await script(keys, args) for keys, args in calls]
-        try:
-            return await self._evalsha_pipeline(script, calls)
-        except NoScriptError:
-            await self._redis.script_load(script.script)
-            return await self._evalsha_pipeline(script, calls)
-
-    async def _evalsha_pipeline(self, script: AsyncScript, calls: list[_ScriptCall]) -> list[Any]:
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for keys, args in calls:
-                pipe.evalsha(script.sha, len(keys), *keys, *args)
-            return await pipe.execute()
+        if self._pipe is not None:
+            return await self._pipe.run_many(script.sha, calls)
+        return [await script(keys, args) for keys, args in calls]
 
     async def members(self, group_id: str) -> list[str]:
         with backend_errors("presence lookup failed"):

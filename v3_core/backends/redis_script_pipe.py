@@ -43,6 +43,24 @@ class PipelinedScripts(PipelinedWire[Call]):
     async def run(self, sha: str, keys: list[str], args: list[str | int]) -> Any:
         return await self.call("EVALSHA", sha, str(len(keys)), *keys, *map(str, args))
 
+    async def run_many(
+        self, sha: str, calls: Iterable[tuple[list[str], list[str | int]]]
+    ) -> list[Any]:
+        """Several calls of one script, sent as one batch; raises the first call's error."""
+        loop = asyncio.get_running_loop()
+        futures: list[asyncio.Future[Any]] = []
+        for keys, args in calls:
+            future = loop.create_future()
+            self.put((("EVALSHA", sha, str(len(keys)), *keys, *map(str, args)), future))
+            futures.append(future)
+        # Every error retrieved (a dropped wire fails them all), not logged by asyncio as
+        # never retrieved; the first raised.
+        replies = await asyncio.gather(*futures, return_exceptions=True)
+        for reply in replies:
+            if isinstance(reply, BaseException):
+                raise reply
+        return replies
+
     async def call(self, *command: str) -> Any:
         """Any command on the same wire (a stream position's HMGET, say)."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()

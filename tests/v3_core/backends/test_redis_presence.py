@@ -40,15 +40,16 @@ async def _script_calls(client: aioredis.Redis) -> int:
 
 
 def _count_pipelines(store: RedisPresenceStore, monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """How many pipelines the store sends (each one round trip)."""
+    """How many batches the store sends over its pipe (each one round trip)."""
+    assert store._pipe is not None  # one Redis: batches skip redis-py
     sent = [0]
-    send = store._evalsha_pipeline
+    send = store._pipe.run_many
 
     async def counted(*args: Any) -> Any:
         sent[0] += 1
         return await send(*args)
 
-    monkeypatch.setattr(store, "_evalsha_pipeline", counted)
+    monkeypatch.setattr(store._pipe, "run_many", counted)
     return sent
 
 
