@@ -41,7 +41,7 @@ class PipelinedScripts(PipelinedWire[Call]):
         self._scripts = tuple(scripts)
 
     async def run(self, sha: str, keys: list[str], args: list[str | int]) -> Any:
-        return await self.call("EVALSHA", sha, str(len(keys)), *keys, *map(str, args))
+        return await self.call(*_evalsha(sha, keys, args))
 
     async def run_many(
         self, sha: str, calls: Iterable[tuple[list[str], list[str | int]]]
@@ -51,7 +51,7 @@ class PipelinedScripts(PipelinedWire[Call]):
         futures: list[asyncio.Future[Any]] = []
         for keys, args in calls:
             future = loop.create_future()
-            self.put((("EVALSHA", sha, str(len(keys)), *keys, *map(str, args)), future))
+            self.put((_evalsha(sha, keys, args), future))
             futures.append(future)
         # Every error retrieved (a dropped wire fails them all), not logged by asyncio as
         # never retrieved; the first raised.
@@ -98,6 +98,10 @@ class PipelinedScripts(PipelinedWire[Call]):
 
     async def aclose(self, error: BaseException | None = None) -> None:
         await super().aclose(error or redis.exceptions.ConnectionError("closed"))
+
+
+def _evalsha(sha: str, keys: list[str], args: list[str | int]) -> tuple[str, ...]:
+    return ("EVALSHA", sha, str(len(keys)), *keys, *map(str, args))
 
 
 def _is_noscript(reply: Any) -> bool:
